@@ -1,0 +1,228 @@
+/* daemon.c: wiring the parts together on one event loop. */
+#include "daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "http_server.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+#define LB_DRAIN_DEADLINE_S 10
+#define LB_STORE_BUSY_TIMEOUT_MS 250
+
+typedef struct lb_daemon {
+    const lb_daemon_options *opts;
+    struct event_base *base;
+    lb_config *cfg;
+    lb_metrics metrics;
+    lb_store store;
+    lb_ingest *ingest;
+    lb_http_server *http;
+    struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
+    bool stopping;
+} lb_daemon;
+
+static int replace_string(char **slot, const char *value, lb_error *err)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return lb_fail(err, "", "out of memory");
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+lb_config *lb_daemon_load_config(const lb_daemon_options *opts, lb_error *err)
+{
+    lb_config *cfg = opts->config_path ? lb_config_load_file(opts->config_path, err)
+                                       : lb_config_load_string(lb_config_demo, "=demo", err);
+    if (!cfg)
+        return NULL;
+    if ((opts->listen_override && replace_string(&cfg->listen, opts->listen_override, err)) ||
+        (opts->database_override && replace_string(&cfg->database, opts->database_override, err))) {
+        lb_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* ---- small routes -------------------------------------------------------- */
+
+static void handle_healthz(lb_http_request *req, void *ctx)
+{
+    (void)ctx;
+    static const char body[] = "{\"status\":\"ok\",\"version\":\"" PACKAGE_VERSION "\"}";
+    lb_http_reply(req, 200, "application/json", body, sizeof body - 1, NULL);
+}
+
+static void handle_metrics(lb_http_request *req, void *ctx)
+{
+    lb_daemon *d = ctx;
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, NULL);
+        return;
+    }
+    lb_metrics_render(&d->metrics, out);
+    size_t len = evbuffer_get_length(out);
+    lb_http_reply(req, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len, NULL);
+    evbuffer_free(out);
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+static void on_drained(void *arg)
+{
+    lb_daemon *d = arg;
+    lb_ingest_flush(d->ingest);
+    event_base_loopexit(d->base, NULL);
+}
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lb_daemon *d = arg;
+    lb_log(LB_LOG_WARN, "drain deadline passed; closing remaining connections", NULL);
+    lb_ingest_flush(d->ingest);
+    event_base_loopexit(d->base, NULL);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    lb_daemon *d = arg;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    lb_log(LB_LOG_INFO, "stopping: no new connections, finishing in-flight requests", "signal",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    struct timeval deadline = {LB_DRAIN_DEADLINE_S, 0};
+    evtimer_add(d->drain_deadline, &deadline);
+    lb_http_server_drain(d->http, on_drained, d);
+}
+
+/* Keeps the parts of the running config that only a restart can change. */
+static int keep_restart_only_keys(const lb_config *old, lb_config *fresh, lb_error *err)
+{
+    if (strcmp(old->listen, fresh->listen) != 0)
+        lb_log(LB_LOG_WARN, "reload: listen changes only at restart", "listen", old->listen, NULL);
+    if (strcmp(old->database, fresh->database) != 0)
+        lb_log(LB_LOG_WARN, "reload: database changes only at restart", "database", old->database, NULL);
+    if (old->sync_full != fresh->sync_full)
+        lb_log(LB_LOG_WARN, "reload: synchronous changes only at restart", NULL);
+    fresh->sync_full = old->sync_full;
+    return replace_string(&fresh->listen, old->listen, err) || replace_string(&fresh->database, old->database, err);
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    lb_daemon *d = arg;
+    lb_error err = {0};
+    lb_config *fresh = lb_daemon_load_config(d->opts, &err);
+    if (!fresh || keep_restart_only_keys(d->cfg, fresh, &err)) {
+        lb_config_free(fresh);
+        lb_log(LB_LOG_ERROR, "reload failed; keeping the running configuration", "key", err.field, "error",
+               err.message, NULL);
+        return;
+    }
+    lb_ingest_set_config(d->ingest, fresh);
+    lb_http_server_set_max_body(d->http, fresh->max_body);
+    lb_log_set_level((enum lb_log_level)lb_log_level_parse(fresh->log_level));
+    lb_config_free(d->cfg);
+    d->cfg = fresh;
+    char n[16];
+    snprintf(n, sizeof n, "%zu", fresh->n_accounts);
+    lb_log(LB_LOG_INFO, "configuration reloaded", "accounts", n, NULL);
+}
+
+/* ---- start and stop --------------------------------------------------------- */
+
+static int add_signals(lb_daemon *d)
+{
+    d->sig_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
+    d->sig_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
+    d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload_signal, d);
+    d->drain_deadline = evtimer_new(d->base, on_drain_deadline, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_deadline)
+        return -1;
+    return event_add(d->sig_term, NULL) | event_add(d->sig_int, NULL) | event_add(d->sig_hup, NULL);
+}
+
+static int start(lb_daemon *d)
+{
+    lb_error err = {0};
+    lb_store_options sopts = {.sync_full = d->cfg->sync_full, .busy_timeout_ms = LB_STORE_BUSY_TIMEOUT_MS};
+    if (lb_store_open(&d->store, d->cfg->database, &sopts, &err)) {
+        lb_log(LB_LOG_ERROR, "cannot open the store", "database", d->cfg->database, "error", err.message, NULL);
+        return -1;
+    }
+    d->ingest = lb_ingest_new(d->base, &d->store, &d->metrics, d->cfg);
+    if (!d->ingest || add_signals(d))
+        return -1;
+    const lb_http_route routes[] = {
+        {"/webhooks/hotmart", "POST", lb_ingest_hotmart, d->ingest},
+        {"/v1/events", "POST", lb_ingest_events, d->ingest},
+        {"/healthz", "GET", handle_healthz, d},
+        {"/metrics", "GET", handle_metrics, d},
+    };
+    lb_http_limits limits = {.max_head = 16 * 1024, .max_body = d->cfg->max_body, .idle_timeout_s = 60};
+    char errbuf[256];
+    d->http = lb_http_server_new(d->base, d->cfg->listen, &limits, routes, sizeof routes / sizeof *routes,
+                                 &d->metrics, errbuf, sizeof errbuf);
+    if (!d->http) {
+        lb_log(LB_LOG_ERROR, "cannot start the HTTP server", "error", errbuf, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void stop(lb_daemon *d)
+{
+    lb_http_server_free(d->http);
+    lb_ingest_free(d->ingest); /* commits whatever is parked */
+    lb_store_close(&d->store);
+    struct event *evs[] = {d->sig_term, d->sig_int, d->sig_hup, d->drain_deadline};
+    for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (d->base)
+        event_base_free(d->base);
+    lb_config_free(d->cfg);
+}
+
+int lb_daemon_run(const lb_daemon_options *opts)
+{
+    lb_daemon d = {.opts = opts};
+    lb_error err = {0};
+    lb_metrics_init(&d.metrics);
+    d.cfg = lb_daemon_load_config(opts, &err);
+    if (!d.cfg) {
+        lb_log(LB_LOG_ERROR, "bad configuration", "key", err.field, "error", err.message, NULL);
+        return 1;
+    }
+    lb_log_set_level((enum lb_log_level)lb_log_level_parse(d.cfg->log_level));
+    if (!opts->config_path)
+        lb_log(LB_LOG_WARN, "running the embedded demo configuration (literal demo tokens)", NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d.base = event_base_new();
+    int status = 1;
+    if (d.base && start(&d) == 0) {
+        lb_log(LB_LOG_INFO, "listbossd started", "version", PACKAGE_VERSION, "database", d.cfg->database, NULL);
+        event_base_dispatch(d.base);
+        status = 0;
+    }
+    stop(&d);
+    lb_log(LB_LOG_INFO, status == 0 ? "stopped" : "exiting after a start-up failure", NULL);
+    return status;
+}

@@ -1,0 +1,596 @@
+/* hotmart.c: the Hotmart webhook 2.0.0 adapter (JSON body).
+ *
+ * The mapping is data: one row per value copied from the delivery into the
+ * normalized document, grouped per event family, so docs/events.md and these
+ * tables can be checked against each other line by line. Code exists only
+ * for what a row cannot say: the lead's e-mail (required, validated), the
+ * subscriber's split phone, the affiliate list and SWITCH_PLAN's plans[].
+ *
+ * Tolerance rules (spec section 8): every nested object is optional; ids may
+ * be numbers or strings; dates may be epoch ms or ISO-8601; "" means "no
+ * value". A value that is present with the wrong type is an error naming its
+ * path, except in unknown events, whose data is never read (they must be
+ * stored and answered 200 whatever their shape). */
+#include "hotmart.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "json_get.h"
+
+#define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
+#define JPATH_LEN 96
+
+enum kind {
+    K_STR,     /* string, copied */
+    K_UPPER,   /* string, upper-cased (payment method) */
+    K_ID,      /* integer or string, stored as a string */
+    K_INT,     /* integer */
+    K_NUM,     /* number */
+    K_BOOL,    /* boolean */
+    K_TIME,    /* epoch ms or ISO-8601, stored as ms */
+    K_COUNTRY, /* ISO alpha-2, upper-cased; anything else is skipped */
+    K_PSTATUS, /* purchase status: normalized into dst, verbatim into dst_raw */
+    K_SSTATUS, /* subscription status: likewise */
+};
+
+/* One value copied from the delivery (src path) into the doc (dst path).
+ * Several rows may share a dst: the first source present wins, which is how
+ * fallbacks are written. */
+struct field_map {
+    enum kind kind;
+    const char *src;
+    const char *dst;
+};
+
+struct synonym {
+    const char *raw;
+    const char *norm;
+};
+
+/* Spec 6.1: the documented enum and the wire disagree; both spellings map to
+ * one value. Matching ignores case. Unknown values are kept lower-cased. */
+static const struct synonym purchase_statuses[] = {
+    {"APPROVED", "approved"},
+    {"COMPLETE", "completed"},
+    {"COMPLETED", "completed"},
+    {"CANCELED", "canceled"},
+    {"CANCELLED", "canceled"},
+    {"BILLET_PRINTED", "billet_printed"},
+    {"PRINTED_BILLET", "billet_printed"},
+    {"DISPUTE", "dispute"},
+    {"REFUNDED", "refunded"},
+    {"PARTIALLY_REFUNDED", "partially_refunded"},
+    {"CHARGEBACK", "chargeback"},
+    {"EXPIRED", "expired"},
+    {"DELAYED", "delayed"},
+    {"OVERDUE", "delayed"},
+    {"PAST_DUE", "delayed"},
+    {"STARTED", "started"},
+    {"WAITING_PAYMENT", "waiting_payment"},
+    {"UNDER_ANALISYS", "under_analysis"}, /* sic, as documented */
+    {"UNDER_ANALYSIS", "under_analysis"},
+    {"BLOCKED", "blocked"},
+    {"NO_FUNDS", "no_funds"},
+    {"PRE_ORDER", "pre_order"},
+    {"PROCESSING_TRANSACTION", "processing_transaction"},
+};
+
+/* Spec 6.3: three documents, three spellings of the same states. */
+static const struct synonym subscription_statuses[] = {
+    {"ACTIVE", "active"},
+    {"INACTIVE", "inactive"},
+    {"OVERDUE", "overdue"},
+    {"DELAYED", "overdue"},
+    {"PAST_DUE", "overdue"},
+    {"CANCELLED_BY_ADMIN", "canceled_by_admin"},
+    {"CANCELED_BY_ADMIN", "canceled_by_admin"},
+    {"CANCELLED_BY_CUSTOMER", "canceled_by_customer"},
+    {"CANCELED_BY_CUSTOMER", "canceled_by_customer"},
+    {"CANCELLED_BY_SELLER", "canceled_by_seller"},
+    {"CANCELED_BY_SELLER", "canceled_by_seller"},
+    {"CANCELLED_BY_VENDOR", "canceled_by_seller"},
+    {"CANCELED_BY_VENDOR", "canceled_by_seller"},
+    {"STARTED", "initiated"},
+    {"EXPIRED", "expired"},
+};
+
+/* Relative to the event's product object ("data.product" or, for two
+ * subscription events, "data.subscription.product"). */
+static const struct field_map product_fields[] = {
+    {K_ID, "id", "product.id"},
+    {K_STR, "ucode", "product.ucode"},
+    {K_STR, "name", "product.name"},
+};
+
+/* Relative to the event's lead object (buyer, subscriber, subscription.user,
+ * user). The e-mail and the phone object are handled in code. */
+static const struct field_map lead_fields[] = {
+    {K_STR, "name", "lead.name"},
+    {K_STR, "first_name", "lead.first_name"},
+    {K_STR, "last_name", "lead.last_name"},
+    {K_STR, "checkout_phone", "lead.phone"}, /* purchase buyers; preferred over .phone */
+};
+
+/* The lead's country, in order of preference (docs/events.md). */
+static const struct field_map country_fields[] = {
+    {K_COUNTRY, "data.buyer.address.country_iso", "lead.country"},
+    {K_COUNTRY, "data.purchase.checkout_country.iso", "lead.country"},
+    {K_COUNTRY, "data.checkout_country.iso", "lead.country"}, /* cart abandonment */
+};
+
+/* The nine PURCHASE_* events and the cart abandonment (whose few fields sit
+ * at other paths, listed last). */
+static const struct field_map purchase_fields[] = {
+    {K_STR, "data.purchase.transaction", "purchase.transaction"},
+    {K_PSTATUS, "data.purchase.status", "purchase.status"},
+    {K_UPPER, "data.purchase.payment.type", "purchase.payment_method"},
+    {K_INT, "data.purchase.payment.installments_number", "purchase.installments"},
+    {K_STR, "data.purchase.price.currency_value", "purchase.currency"},
+    {K_STR, "data.purchase.full_price.currency_value", "purchase.currency"},
+    {K_NUM, "data.purchase.price.value", "purchase.price"},
+    {K_NUM, "data.purchase.full_price.value", "purchase.full_price"},
+    {K_STR, "data.purchase.offer.code", "purchase.offer"},
+    {K_STR, "data.purchase.offer.coupon_code", "purchase.coupon"},
+    {K_INT, "data.purchase.recurrence_number", "purchase.recurrence"},
+    {K_BOOL, "data.purchase.order_bump.is_order_bump", "purchase.is_order_bump"},
+    {K_TIME, "data.purchase.order_date", "purchase.ordered_at"},
+    {K_TIME, "data.purchase.approved_date", "purchase.approved_at"},
+    {K_TIME, "data.purchase.date_next_charge", "purchase.next_charge_at"},
+    {K_STR, "data.purchase.payment.billet_url", "purchase.billet_url"},
+    {K_STR, "data.purchase.payment.billet_barcode", "purchase.billet_barcode"},
+    {K_STR, "data.purchase.payment.pix_code", "purchase.pix_code"},
+    {K_STR, "data.purchase.payment.pix_qrcode", "purchase.pix_qrcode"},
+    {K_TIME, "data.purchase.payment.pix_expiration_date", "purchase.pix_expires_at"},
+    {K_STR, "data.purchase.payment.refusal_reason", "purchase.refusal_reason"},
+    {K_SSTATUS, "data.subscription.status", "subscription.status"},
+    {K_ID, "data.subscription.id", "subscription.id"},
+    {K_ID, "data.subscription.plan.id", "subscription.plan_id"},
+    {K_STR, "data.subscription.plan.name", "subscription.plan_name"},
+    {K_STR, "data.subscription.subscriber.code", "subscription.subscriber_code"},
+    {K_STR, "data.offer.code", "purchase.offer"},      /* cart */
+    {K_BOOL, "data.affiliate", "purchase.affiliate"}, /* cart */
+};
+
+static const struct field_map cancellation_fields[] = {
+    {K_ID, "data.subscription.id", "subscription.id"},
+    {K_SSTATUS, "data.subscription.status", "subscription.status"}, /* not documented; may come */
+    {K_ID, "data.subscription.plan.id", "subscription.plan_id"},
+    {K_STR, "data.subscription.plan.name", "subscription.plan_name"},
+    {K_STR, "data.subscriber.code", "subscription.subscriber_code"},
+    {K_TIME, "data.date_next_charge", "subscription.next_charge_at"},
+    {K_TIME, "data.cancellation_date", "subscription.canceled_at"},
+    {K_NUM, "data.actual_recurrence_value", "subscription.recurrence_value"},
+};
+
+static const struct field_map switch_plan_fields[] = {
+    {K_ID, "data.subscription.id", "subscription.id"},
+    {K_SSTATUS, "data.subscription.status", "subscription.status"},
+    {K_STR, "data.subscription.subscriber_code", "subscription.subscriber_code"},
+    {K_TIME, "data.subscription.date_next_charge", "subscription.next_charge_at"},
+    {K_TIME, "data.switch_plan_date", "subscription.switched_at"},
+};
+
+/* Relative to the plans[] entry with current = true (the new plan). */
+static const struct field_map plan_fields[] = {
+    {K_ID, "id", "subscription.plan_id"},
+    {K_STR, "name", "subscription.plan_name"},
+    {K_STR, "offer.key", "subscription.offer"},
+};
+
+static const struct field_map charge_date_fields[] = {
+    {K_ID, "data.subscription.id", "subscription.id"},
+    {K_SSTATUS, "data.subscription.status", "subscription.status"},
+    {K_STR, "data.subscriber.code", "subscription.subscriber_code"},
+    {K_INT, "data.subscription.old_charge_day", "subscription.old_charge_day"},
+    {K_INT, "data.subscription.new_charge_day", "subscription.new_charge_day"},
+    {K_TIME, "data.subscription.date_next_charge", "subscription.next_charge_at"},
+    {K_ID, "data.plan.id", "subscription.plan_id"},
+    {K_STR, "data.plan.name", "subscription.plan_name"},
+    {K_STR, "data.plan.offer.code", "subscription.offer"},
+};
+
+static const struct field_map club_fields[] = {
+    {K_ID, "data.module.id", "club.module_id"},
+    {K_STR, "data.module.name", "club.module_name"},
+};
+
+static int map_purchase_extra(json_object *root, json_object *doc, lb_error *err);
+static int map_current_plan(json_object *root, json_object *doc, lb_error *err);
+
+struct event_map {
+    const char *name;    /* Hotmart's `event` */
+    const char *type;    /* normalized type */
+    const char *product; /* object holding the product */
+    const char *lead;    /* object holding the lead */
+    const struct field_map *fields;
+    size_t n_fields;
+    int (*extra)(json_object *root, json_object *doc, lb_error *err); /* or NULL */
+};
+
+#define PURCHASE_EVENT(name, type)                                                          \
+    {name, type, "data.product", "data.buyer", purchase_fields, N_ELEMS(purchase_fields), \
+     map_purchase_extra}
+
+static const struct event_map events[] = {
+    PURCHASE_EVENT("PURCHASE_OUT_OF_SHOPPING_CART", "cart.abandoned"),
+    PURCHASE_EVENT("PURCHASE_BILLET_PRINTED", "purchase.billet_printed"), /* boleto and Pix */
+    PURCHASE_EVENT("PURCHASE_APPROVED", "purchase.approved"),
+    PURCHASE_EVENT("PURCHASE_COMPLETE", "purchase.complete"),
+    PURCHASE_EVENT("PURCHASE_CANCELED", "purchase.canceled"),
+    PURCHASE_EVENT("PURCHASE_PROTEST", "purchase.protest"),
+    PURCHASE_EVENT("PURCHASE_REFUNDED", "purchase.refunded"),
+    PURCHASE_EVENT("PURCHASE_CHARGEBACK", "purchase.chargeback"),
+    PURCHASE_EVENT("PURCHASE_EXPIRED", "purchase.expired"),
+    PURCHASE_EVENT("PURCHASE_DELAYED", "purchase.delayed"),
+    {"SUBSCRIPTION_CANCELLATION", "subscription.canceled", "data.product", "data.subscriber",
+     cancellation_fields, N_ELEMS(cancellation_fields), NULL},
+    {"SWITCH_PLAN", "subscription.plan_switched", "data.subscription.product", "data.subscription.user",
+     switch_plan_fields, N_ELEMS(switch_plan_fields), map_current_plan},
+    {"UPDATE_SUBSCRIPTION_CHARGE_DATE", "subscription.charge_date_updated", "data.subscription.product",
+     "data.subscriber", charge_date_fields, N_ELEMS(charge_date_fields), NULL},
+    {"CLUB_FIRST_ACCESS", "club.first_access", "data.product", "data.user", club_fields,
+     N_ELEMS(club_fields), NULL},
+    {"CLUB_MODULE_COMPLETED", "club.module_completed", "data.product", "data.user", club_fields,
+     N_ELEMS(club_fields), NULL},
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static json_object *normalize_status(const struct synonym *tab, size_t n, const char *raw)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(raw, tab[i].raw) == 0)
+            return json_object_new_string(tab[i].norm);
+    return lb_jstring_case(raw, false); /* a new spelling: kept, in the same case as the rest */
+}
+
+/* String kinds. Returns 1 with *out set, 0 if there is nothing to store. */
+static int convert_string(const struct field_map *f, json_object *v, json_object **out, lb_error *err)
+{
+    const char *s = "";
+    char cc[3];
+    if (lb_jval_string(v, f->src, &s, err) < 0)
+        return -1;
+    if (*s == '\0')
+        return 0; /* Hotmart sends "" for "no value" (affiliates, subscriber.phone) */
+    switch (f->kind) {
+    case K_UPPER:
+        *out = lb_jstring_case(s, true);
+        break;
+    case K_COUNTRY:
+        /* A country name where a code belongs: skip it so the next source is tried. */
+        if (!lb_country_normalize(s, cc))
+            return 0;
+        *out = json_object_new_string(cc);
+        break;
+    case K_PSTATUS:
+        *out = normalize_status(purchase_statuses, N_ELEMS(purchase_statuses), s);
+        break;
+    case K_SSTATUS:
+        *out = normalize_status(subscription_statuses, N_ELEMS(subscription_statuses), s);
+        break;
+    default:
+        *out = json_object_new_string(s);
+    }
+    return 1;
+}
+
+/* Reads v (present, not null) as f->kind into a new value *out. */
+static int convert(const struct field_map *f, json_object *v, json_object **out, lb_error *err)
+{
+    char id[LB_ID_MAX];
+    int64_t i;
+    double d;
+    bool b;
+    int rc;
+    switch (f->kind) {
+    case K_ID:
+        if ((rc = lb_jval_id(v, f->src, id, sizeof id, err)) == 1)
+            *out = json_object_new_string(id);
+        return rc;
+    case K_INT:
+    case K_TIME:
+        rc = f->kind == K_INT ? lb_jval_int(v, f->src, &i, err) : lb_jval_time(v, f->src, &i, err);
+        if (rc == 1)
+            *out = json_object_new_int64(i);
+        return rc;
+    case K_NUM:
+        /* Keep the sender's spelling (49.9, not 49.899999999999999). */
+        if ((rc = lb_jval_double(v, f->src, &d, err)) == 1)
+            *out = json_object_new_double_s(d, json_object_get_string(v));
+        return rc;
+    case K_BOOL:
+        if ((rc = lb_jval_bool(v, f->src, &b, err)) == 1)
+            *out = json_object_new_boolean(b);
+        return rc;
+    default:
+        return convert_string(f, v, out, err);
+    }
+}
+
+static int map_field(json_object *root, json_object *doc, const struct field_map *f, lb_error *err)
+{
+    if (lb_jget(doc, f->dst) != NULL)
+        return 0; /* an earlier, preferred source filled it */
+    json_object *v, *out = NULL;
+    int rc = lb_jget_node(root, f->src, &v, err);
+    if (rc <= 0)
+        return rc;
+    rc = convert(f, v, &out, err);
+    if (rc <= 0)
+        return rc;
+    if (lb_jset(doc, f->dst, out, err) < 0)
+        return -1;
+    if (f->kind != K_PSTATUS && f->kind != K_SSTATUS)
+        return 0;
+    char raw[JPATH_LEN];
+    snprintf(raw, sizeof raw, "%s_raw", f->dst);
+    return lb_jset(doc, raw, json_object_new_string(json_object_get_string(v)), err);
+}
+
+static int map_fields(json_object *root, json_object *doc, const struct field_map *rows, size_t n,
+                      lb_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (map_field(root, doc, &rows[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+/* Rows whose src is relative to the object at `base`. */
+static int map_under(json_object *root, json_object *doc, const char *base,
+                     const struct field_map *rows, size_t n, lb_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char src[JPATH_LEN];
+        snprintf(src, sizeof src, "%s.%s", base, rows[i].src);
+        struct field_map f = {rows[i].kind, src, rows[i].dst};
+        if (map_field(root, doc, &f, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the parts a row cannot express ----------------------------------- */
+
+static json_object *concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *t = malloc(la + lb + 1);
+    if (t == NULL)
+        return NULL;
+    memcpy(t, a, la);
+    memcpy(t + la, b, lb + 1);
+    json_object *o = json_object_new_string(t);
+    free(t);
+    return o;
+}
+
+/* subscriber.phone is {dddCell, cell, dddPhone, phone}: the mobile first,
+ * the landline if there is no mobile; area code and number joined. */
+static int join_phone(json_object *root, json_object *doc, const char *base, lb_error *err)
+{
+    static const char *const pairs[][2] = {{"dddCell", "cell"}, {"dddPhone", "phone"}};
+    for (size_t i = 0; i < N_ELEMS(pairs); i++) {
+        char area_path[JPATH_LEN + 16], num_path[JPATH_LEN + 16];
+        const char *area = "", *num = "";
+        snprintf(area_path, sizeof area_path, "%s.%s", base, pairs[i][0]);
+        snprintf(num_path, sizeof num_path, "%s.%s", base, pairs[i][1]);
+        if (lb_jget_string(root, area_path, &area, err) < 0 ||
+            lb_jget_string(root, num_path, &num, err) < 0)
+            return -1;
+        if (*num != '\0')
+            return lb_jset(doc, "lead.phone", concat(area, num), err);
+    }
+    return 0;
+}
+
+/* lead.phone, unless checkout_phone gave it: <lead>.phone is a string for
+ * the cart buyer and an object for a subscriber. */
+static int map_phone(json_object *root, json_object *doc, const char *base, lb_error *err)
+{
+    char path[JPATH_LEN];
+    json_object *v;
+    if (lb_jget(doc, "lead.phone") != NULL)
+        return 0;
+    snprintf(path, sizeof path, "%s.phone", base);
+    int rc = lb_jget_node(root, path, &v, err);
+    if (rc <= 0)
+        return rc;
+    if (json_object_is_type(v, json_type_object))
+        return join_phone(root, doc, path, err);
+    struct field_map f = {K_STR, path, "lead.phone"};
+    return map_field(root, doc, &f, err);
+}
+
+/* The lead: its e-mail is the key everything downstream hangs on. */
+static int map_lead(json_object *root, json_object *doc, const char *base, lb_error *err)
+{
+    char path[JPATH_LEN], email[LB_EMAIL_MAX + 1];
+    snprintf(path, sizeof path, "%s.email", base);
+    int rc = lb_jget_email(root, path, email, sizeof email, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return lb_fail(err, path, "is required");
+    if (lb_jset(doc, "lead.email", json_object_new_string(email), err) < 0 ||
+        map_under(root, doc, base, lead_fields, N_ELEMS(lead_fields), err) < 0)
+        return -1;
+    return map_phone(root, doc, base, err);
+}
+
+/* purchase.affiliate: whether data.affiliates[] names an affiliate. Hotmart
+ * often sends one element with empty strings when there is none. */
+static int map_affiliates(json_object *root, json_object *doc, lb_error *err)
+{
+    json_object *list;
+    int rc = lb_jget_node(root, "data.affiliates", &list, err);
+    if (rc <= 0)
+        return rc;
+    if (!json_object_is_type(list, json_type_array))
+        return lb_fail(err, "data.affiliates", "must be an array");
+    const char *code = NULL;
+    size_t n = json_object_array_length(list);
+    for (size_t i = 0; i < n && code == NULL; i++) {
+        char path[JPATH_LEN];
+        const char *c = NULL;
+        snprintf(path, sizeof path, "data.affiliates[%zu].affiliate_code", i);
+        if (lb_jget_string(root, path, &c, err) < 0)
+            return -1;
+        if (c != NULL && *c != '\0')
+            code = c;
+    }
+    if (code != NULL && lb_jset(doc, "purchase.affiliate_code", json_object_new_string(code), err) < 0)
+        return -1;
+    return lb_jset(doc, "purchase.affiliate", json_object_new_boolean(code != NULL), err);
+}
+
+/* Rules about a subscription look under subscription.*, whatever the
+ * event; a purchase's next charge belongs there too when it is one. */
+static int map_purchase_extra(json_object *root, json_object *doc, lb_error *err)
+{
+    json_object *next = lb_jget(doc, "purchase.next_charge_at");
+    if (map_affiliates(root, doc, err) < 0)
+        return -1;
+    if (next == NULL || lb_jget(doc, "subscription") == NULL)
+        return 0;
+    return lb_jset(doc, "subscription.next_charge_at",
+                   json_object_new_int64(json_object_get_int64(next)), err);
+}
+
+/* SWITCH_PLAN lists the old and the new plan; current = true marks the new. */
+static int map_current_plan(json_object *root, json_object *doc, lb_error *err)
+{
+    json_object *plans;
+    int rc = lb_jget_node(root, "data.plans", &plans, err);
+    if (rc <= 0)
+        return rc;
+    if (!json_object_is_type(plans, json_type_array))
+        return lb_fail(err, "data.plans", "must be an array");
+    size_t n = json_object_array_length(plans);
+    for (size_t i = 0; i < n; i++) {
+        char base[40], path[JPATH_LEN]; /* "data.plans[" + 20 digits + "]" */
+        bool current = false;
+        snprintf(base, sizeof base, "data.plans[%zu]", i);
+        snprintf(path, sizeof path, "%s.current", base);
+        if (lb_jget_bool(root, path, &current, err) < 0)
+            return -1;
+        if (current)
+            return map_under(root, doc, base, plan_fields, N_ELEMS(plan_fields), err);
+    }
+    return 0;
+}
+
+/* Hotmart's "send test" button: canned product ids and name (spec 2). */
+static bool is_send_test(json_object *doc)
+{
+    static const char *const test_ids[] = {"0", "123456", "1439"};
+    static const char test_name[] = "Produto test postback2";
+    const char *id = lb_jstr(doc, "product.id");
+    const char *name = lb_jstr(doc, "product.name");
+    for (size_t i = 0; id != NULL && i < N_ELEMS(test_ids); i++)
+        if (strcmp(id, test_ids[i]) == 0)
+            return true;
+    return name != NULL && strncmp(name, test_name, sizeof test_name - 1) == 0;
+}
+
+/* ---- the envelope and the whole ----------------------------------------- */
+
+static const struct event_map *find_event(const char *name)
+{
+    for (size_t i = 0; i < N_ELEMS(events); i++)
+        if (strcmp(name, events[i].name) == 0)
+            return &events[i];
+    return NULL;
+}
+
+/* id, event and the creation date; the latter is camelCase in
+ * CLUB_FIRST_ACCESS deliveries (spec 5.1). */
+static int map_envelope(json_object *root, json_object *doc, const char **event, lb_error *err)
+{
+    static const char *const date_keys[] = {"creation_date", "creationDate"};
+    char id[LB_ID_MAX];
+    const char *name = NULL;
+    int rc = lb_jget_id(root, "id", id, sizeof id, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return lb_fail(err, "id", "is required");
+    if ((rc = lb_jget_string(root, "event", &name, err)) < 0)
+        return -1;
+    if (rc == 0 || *name == '\0')
+        return lb_fail(err, "event", "is required");
+    if (lb_jset(doc, "id", json_object_new_string(id), err) < 0 ||
+        lb_jset(doc, "source", json_object_new_string("hotmart"), err) < 0 ||
+        lb_jset(doc, "source_type", json_object_new_string(name), err) < 0)
+        return -1;
+    *event = name;
+    for (size_t i = 0; i < N_ELEMS(date_keys); i++) {
+        int64_t ms;
+        if ((rc = lb_jget_time(root, date_keys[i], &ms, err)) < 0)
+            return -1;
+        if (rc == 1)
+            return lb_jset(doc, "occurred_at", json_object_new_int64(ms), err);
+    }
+    return 0; /* no date: occurred_at is omitted, never invented */
+}
+
+static int map_data(json_object *root, json_object *doc, const struct event_map *m, lb_error *err)
+{
+    json_object *data = lb_jget(root, "data");
+    if (!json_object_is_type(data, json_type_object))
+        return lb_fail(err, "data", "must be an object");
+    if (map_under(root, doc, m->product, product_fields, N_ELEMS(product_fields), err) < 0 ||
+        map_lead(root, doc, m->lead, err) < 0 ||
+        map_fields(root, doc, country_fields, N_ELEMS(country_fields), err) < 0 ||
+        map_fields(root, doc, m->fields, m->n_fields, err) < 0 ||
+        (m->extra != NULL && m->extra(root, doc, err) < 0))
+        return -1;
+    return 0;
+}
+
+static int build(json_object *root, json_object *doc, const struct event_map **mapped, lb_error *err)
+{
+    const char *name = NULL;
+    if (map_envelope(root, doc, &name, err) < 0)
+        return -1;
+    const struct event_map *m = find_event(name);
+    *mapped = m;
+    if (lb_jset(doc, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
+        lb_jset(doc, "ignored", json_object_new_boolean(m == NULL), err) < 0)
+        return -1;
+    /* Unknown events (ORDER_FULFILLMENT, misspellings): their data has no
+     * known shape, so nothing in it is read or can fail (spec 8.10). */
+    if (m != NULL && map_data(root, doc, m, err) < 0)
+        return -1;
+    return lb_jset(doc, "test", json_object_new_boolean(m != NULL && is_send_test(doc)), err);
+}
+
+int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
+{
+    const struct event_map *m = NULL;
+    memset(ev, 0, sizeof *ev);
+    if (!json_object_is_type(root, json_type_object))
+        return lb_fail(err, "", "the body must be a JSON object");
+    json_object *doc = json_object_new_object();
+    if (doc == NULL)
+        return lb_fail(err, "", "out of memory");
+    if (build(root, doc, &m, err) < 0) {
+        json_object_put(doc);
+        return -1;
+    }
+    lb_event_bind(ev, doc, "hotmart", m ? m->type : "unknown");
+    return 0;
+}
+
+const char *lb_hotmart_body_hottok(json_object *root)
+{
+    const char *tok = NULL;
+    /* A token with an embedded NUL would compare as its prefix: refuse it. */
+    if (lb_jval_string(lb_jget(root, "hottok"), "hottok", &tok, NULL) != 1)
+        return NULL;
+    return tok;
+}

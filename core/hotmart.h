@@ -1,0 +1,27 @@
+/* hotmart.h: the Hotmart source adapters (webhook 2.0.0 JSON, postback 1.0 form).
+ * They turn one delivery into an lb_event; see docs/events.md for the mapping
+ * and ../shared/spec/hotmart-webhooks.md (section 8) for the quirks handled. */
+#ifndef LB_HOTMART_H
+#define LB_HOTMART_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+#include "error.h"
+#include "event.h"
+
+/* Normalizes a parsed 2.0.0 delivery. On success returns 0 and fills ev
+ * (ev->doc is a new document; `root` is not kept). On bad input returns -1
+ * and names the field in err (e.g. "data.buyer.email"). */
+int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
+
+/* The top-level body "hottok" of a 2.0.0 delivery, or NULL. */
+const char *lb_hotmart_body_hottok(json_object *root);
+
+/* Normalizes a 1.0 form-encoded postback (body as received, not NUL-terminated).
+ * The "hottok" field is returned through *hottok_out (malloc'd, caller frees;
+ * NULL if absent) so the caller can authenticate. */
+int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev,
+                              char **hottok_out, lb_error *err);
+
+#endif

@@ -1,0 +1,31 @@
+/* ingest.h: the webhook and event API handlers, and the group commit.
+ *
+ * A handler authenticates, parses and normalizes a request, then parks it in
+ * the current batch. Once per loop turn the batch is written in one
+ * transaction and only then is every request of it answered: 200 when the
+ * commit is durable, 503 + Retry-After when it is not (nothing half-stored). */
+#ifndef LB_INGEST_H
+#define LB_INGEST_H
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct lb_ingest lb_ingest;
+
+lb_ingest *lb_ingest_new(struct event_base *base, lb_store *store, lb_metrics *metrics, const lb_config *cfg);
+/* Commits and answers the parked batch now (before a reload or at shutdown). */
+void lb_ingest_flush(lb_ingest *ing);
+/* Swaps the configuration (accounts, options); flushes first so no parked
+ * request refers to the old one. */
+void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg);
+void lb_ingest_free(lb_ingest *ing);
+
+/* Route handlers; ctx is the lb_ingest. */
+void lb_ingest_hotmart(lb_http_request *req, void *ctx);
+void lb_ingest_events(lb_http_request *req, void *ctx);
+
+#endif

@@ -1,0 +1,500 @@
+/* json_get.c: path lookup, typed getters and value normalizers over json-c.
+ * Every function here must survive any input document: wrong types at any
+ * level, JSON null, embedded NULs, huge strings, NaN (json-c parses it). */
+#include "json_get.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEG_MAX 64 /* longest key in one path segment; ours are short */
+
+struct segment {
+    char key[SEG_MAX];
+    long index; /* -1: no [index] */
+    size_t key_end; /* offset in the path just past the key (before '[') */
+};
+
+/* Parses one segment starting at path + off. Returns the offset of the next
+ * segment (or of the terminating NUL), or -1 if the path is malformed. */
+static long next_segment(const char *path, size_t off, struct segment *seg)
+{
+    const char *p = path + off;
+    size_t n = strcspn(p, ".[");
+    if (n == 0 || n >= SEG_MAX)
+        return -1;
+    memcpy(seg->key, p, n);
+    seg->key[n] = '\0';
+    seg->key_end = off + n;
+    seg->index = -1;
+    p += n;
+    if (*p == '[') {
+        char *end;
+        long i = strtol(p + 1, &end, 10);
+        if (end == p + 1 || *end != ']' || i < 0)
+            return -1;
+        seg->index = i;
+        p = end + 1;
+    }
+    if (*p == '.' && p[1] != '\0')
+        return (long)(p + 1 - path);
+    return *p == '\0' ? (long)(p - path) : -1;
+}
+
+/* Fails naming the first `len` bytes of path, i.e. the offending prefix. */
+static int fail_prefix(lb_error *err, const char *path, size_t len, const char *why)
+{
+    char name[sizeof ((lb_error *)0)->field];
+    snprintf(name, sizeof name, "%.*s", (int)len, path);
+    return lb_fail(err, name, "%s", why);
+}
+
+/* Steps from `cur` through one segment; same return convention as getters. */
+static int step(json_object *cur, const char *path, size_t off, const struct segment *seg,
+                json_object **out, lb_error *err)
+{
+    if (!json_object_is_type(cur, json_type_object))
+        return fail_prefix(err, path, off ? off - 1 : 0,
+                           off ? "must be an object" : "must be a JSON object");
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(cur, seg->key, &v) || v == NULL)
+        return 0; /* absent, or JSON null (json-c represents it as NULL) */
+    if (seg->index >= 0) {
+        if (!json_object_is_type(v, json_type_array))
+            return fail_prefix(err, path, seg->key_end, "must be an array");
+        if ((size_t)seg->index >= json_object_array_length(v))
+            return 0;
+        v = json_object_array_get_idx(v, (size_t)seg->index);
+        if (v == NULL)
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int lb_jget_node(json_object *root, const char *path, json_object **out, lb_error *err)
+{
+    json_object *cur = root;
+    size_t off = 0;
+    *out = NULL;
+    while (path[off] != '\0') {
+        struct segment seg;
+        long next = next_segment(path, off, &seg);
+        if (next < 0)
+            return lb_fail(err, path, "is not a valid path");
+        json_object *v = NULL;
+        int rc = step(cur, path, off, &seg, &v, err);
+        if (rc <= 0)
+            return rc;
+        cur = v;
+        off = (size_t)next;
+    }
+    *out = cur;
+    return cur ? 1 : 0;
+}
+
+json_object *lb_jget(json_object *root, const char *path)
+{
+    json_object *v;
+    return lb_jget_node(root, path, &v, NULL) == 1 ? v : NULL;
+}
+
+const char *lb_jstr(json_object *root, const char *path)
+{
+    json_object *v = lb_jget(root, path);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* ---- typed checks of one value ---------------------------------------- */
+
+int lb_jval_string(json_object *v, const char *name, const char **out, lb_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return lb_fail(err, name, "must be a string");
+    const char *s = json_object_get_string(v);
+    if (strlen(s) != (size_t)json_object_get_string_len(v))
+        return lb_fail(err, name, "must not contain NUL characters");
+    *out = s;
+    return 1;
+}
+
+int lb_jval_id(json_object *v, const char *name, char *buf, size_t cap, lb_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (json_object_is_type(v, json_type_int)) {
+        /* json-c's own spelling, right for ids past INT64_MAX (kept as uint64) too */
+        snprintf(buf, cap, "%s", json_object_get_string(v));
+        return 1;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return lb_fail(err, name, "must be an integer or a string");
+    const char *s = "";
+    if (lb_jval_string(v, name, &s, err) < 0)
+        return -1;
+    if (*s == '\0')
+        return 0;
+    if (strlen(s) >= cap)
+        return lb_fail(err, name, "is too long (at most %zu bytes)", cap - 1);
+    memcpy(buf, s, strlen(s) + 1);
+    return 1;
+}
+
+/* An integral double within int64 range, as JSON writers that only have
+ * doubles (JavaScript) may send 1768482362000 as 1.768482362e12. */
+static bool integral_double(double d, int64_t *out)
+{
+    if (!isfinite(d) || d < -9.2e18 || d > 9.2e18 || d != (double)(int64_t)d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+int lb_jval_int(json_object *v, const char *name, int64_t *out, lb_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (json_object_is_type(v, json_type_int)) {
+        *out = json_object_get_int64(v);
+        return 1;
+    }
+    if (json_object_is_type(v, json_type_double) && integral_double(json_object_get_double(v), out))
+        return 1;
+    return lb_fail(err, name, "must be an integer");
+}
+
+int lb_jval_double(json_object *v, const char *name, double *out, lb_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+        return lb_fail(err, name, "must be a number");
+    double d = json_object_get_double(v);
+    if (!isfinite(d))
+        return lb_fail(err, name, "must be a finite number");
+    *out = d;
+    return 1;
+}
+
+int lb_jval_bool(json_object *v, const char *name, bool *out, lb_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_boolean))
+        return lb_fail(err, name, "must be a boolean");
+    *out = json_object_get_boolean(v);
+    return 1;
+}
+
+int lb_jval_time(json_object *v, const char *name, int64_t *out, lb_error *err)
+{
+    static const char why[] = "must be epoch milliseconds or an ISO-8601 date";
+    if (v == NULL)
+        return 0;
+    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
+        return lb_jval_int(v, name, out, NULL) == 1 ? 1 : lb_fail(err, name, "%s", why);
+    const char *s = NULL;
+    if (!json_object_is_type(v, json_type_string) || lb_jval_string(v, name, &s, NULL) < 0 ||
+        lb_time_parse(s, out) < 0)
+        return lb_fail(err, name, "%s", why);
+    return 1;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+int lb_jval_email(json_object *v, const char *name, char *buf, size_t cap, lb_error *err)
+{
+    const char *s = "";
+    int rc = lb_jval_string(v, name, &s, err);
+    if (rc <= 0)
+        return rc;
+    while (is_space(*s))
+        s++;
+    if (*s == '\0')
+        return 0; /* "" is how some senders say "not given" */
+    if (lb_email_normalize(s, buf, cap) < 0)
+        return lb_fail(err, name, "must be an e-mail address");
+    return 1;
+}
+
+/* ---- getters by path: lookup, then the typed check --------------------- */
+
+int lb_jget_string(json_object *root, const char *path, const char **out, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_string(v, path, out, err);
+}
+
+int lb_jget_id(json_object *root, const char *path, char *buf, size_t cap, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_id(v, path, buf, cap, err);
+}
+
+int lb_jget_time(json_object *root, const char *path, int64_t *out, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_time(v, path, out, err);
+}
+
+int lb_jget_int(json_object *root, const char *path, int64_t *out, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_int(v, path, out, err);
+}
+
+int lb_jget_double(json_object *root, const char *path, double *out, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_double(v, path, out, err);
+}
+
+int lb_jget_bool(json_object *root, const char *path, bool *out, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_bool(v, path, out, err);
+}
+
+int lb_jget_email(json_object *root, const char *path, char *buf, size_t cap, lb_error *err)
+{
+    json_object *v;
+    int rc = lb_jget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jval_email(v, path, buf, cap, err);
+}
+
+/* ---- building documents ----------------------------------------------- */
+
+static void key_copy(char k[SEG_MAX], const char *key, size_t n)
+{
+    memcpy(k, key, n);
+    k[n] = '\0';
+}
+
+/* The object at obj[key], created when absent; NULL if it cannot be. */
+static json_object *child_object(json_object *obj, const char *key, size_t n)
+{
+    char k[SEG_MAX];
+    if (n == 0 || n >= SEG_MAX || !json_object_is_type(obj, json_type_object))
+        return NULL;
+    key_copy(k, key, n);
+    json_object *next = NULL;
+    if (json_object_object_get_ex(obj, k, &next) && next != NULL)
+        return json_object_is_type(next, json_type_object) ? next : NULL;
+    next = json_object_new_object();
+    if (next == NULL || json_object_object_add(obj, k, next) != 0) {
+        json_object_put(next);
+        return NULL;
+    }
+    return next;
+}
+
+int lb_jset(json_object *root, const char *path, json_object *val, lb_error *err)
+{
+    json_object *cur = root;
+    const char *p = path;
+    const char *dot;
+    while (cur != NULL && (dot = strchr(p, '.')) != NULL) {
+        cur = child_object(cur, p, (size_t)(dot - p));
+        p = dot + 1;
+    }
+    char k[SEG_MAX];
+    size_t n = strlen(p);
+    if (val == NULL || cur == NULL || n == 0 || n >= SEG_MAX ||
+        !json_object_is_type(cur, json_type_object)) {
+        json_object_put(val);
+        return lb_fail(err, path, "cannot be stored");
+    }
+    key_copy(k, p, n);
+    if (json_object_object_add(cur, k, val) != 0) {
+        json_object_put(val);
+        return lb_fail(err, path, "cannot be stored");
+    }
+    return 0;
+}
+
+json_object *lb_jstring_case(const char *s, bool upper)
+{
+    char *t = strdup(s);
+    if (t == NULL)
+        return NULL;
+    for (char *c = t; *c; c++) {
+        if (upper && *c >= 'a' && *c <= 'z')
+            *c = (char)(*c - ('a' - 'A'));
+        else if (!upper && *c >= 'A' && *c <= 'Z')
+            *c = (char)(*c + ('a' - 'A'));
+    }
+    json_object *o = json_object_new_string(t);
+    free(t);
+    return o;
+}
+
+/* ---- value normalizers ------------------------------------------------ */
+
+/* Reads exactly n decimal digits. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static bool expect(const char **p, char c)
+{
+    if (**p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil), so no dependence on timegm or the process's TZ. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int mp = m > 2 ? m - 3 : m + 9;
+    int doy = (153 * mp + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (int64_t)era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Fraction of a second after '.': up to three digits count, more are
+ * dropped (ISO allows any precision). */
+static bool fraction_ms(const char **p, int *ms)
+{
+    int scale = 100, v = 0, n = 0;
+    while (**p >= '0' && **p <= '9') {
+        if (n < 3)
+            v += (**p - '0') * scale;
+        scale /= 10;
+        n++;
+        (*p)++;
+    }
+    *ms = v;
+    return n > 0;
+}
+
+/* "Z", "+hh:mm", "-hhmm", "+hh" or nothing (UTC). Offset in minutes east. */
+static bool zone(const char **p, int *minutes)
+{
+    *minutes = 0;
+    if (expect(p, 'Z') || expect(p, 'z') || **p == '\0')
+        return true;
+    int sign = **p == '+' ? 1 : **p == '-' ? -1 : 0;
+    int hh, mm = 0;
+    if (sign == 0)
+        return false;
+    (*p)++;
+    if (!digits(p, 2, &hh) || hh > 23)
+        return false;
+    bool colon = expect(p, ':');
+    if ((colon || **p != '\0') && (!digits(p, 2, &mm) || mm > 59))
+        return false;
+    *minutes = sign * (hh * 60 + mm);
+    return true;
+}
+
+int lb_time_parse(const char *s, int64_t *ms)
+{
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
+    if (!digits(&p, 4, &y) || !expect(&p, '-') || !digits(&p, 2, &mo) || !expect(&p, '-') ||
+        !digits(&p, 2, &d))
+        return -1;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!digits(&p, 2, &h) || !expect(&p, ':') || !digits(&p, 2, &mi))
+            return -1;
+        if (expect(&p, ':')) {
+            if (!digits(&p, 2, &sec))
+                return -1;
+            if ((expect(&p, '.') || expect(&p, ',')) && !fraction_ms(&p, &frac))
+                return -1;
+        }
+        if (!zone(&p, &off))
+            return -1;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || sec > 60)
+        return -1;
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60;
+    *ms = t * 1000 + frac;
+    return 0;
+}
+
+int lb_email_normalize(const char *in, char *out, size_t cap)
+{
+    while (is_space(*in))
+        in++;
+    size_t n = strlen(in);
+    while (n > 0 && is_space(in[n - 1]))
+        n--;
+    if (n == 0 || n > LB_EMAIL_MAX || n >= cap)
+        return -1;
+    const char *at = memchr(in, '@', n);
+    if (at == NULL || at == in || at == in + n - 1 || memchr(at + 1, '@', n - (size_t)(at - in) - 1))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)in[i] <= 0x20 || in[i] == 0x7f)
+            return -1; /* spaces and control characters: not an address, maybe an injection */
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + ('a' - 'A') : in[i]);
+    out[n] = '\0';
+    return 0;
+}
+
+static bool ascii_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool lb_country_normalize(const char *in, char out[3])
+{
+    if (in == NULL || !ascii_alpha(in[0]) || !ascii_alpha(in[1]) || in[2] != '\0')
+        return false;
+    for (int i = 0; i < 2; i++)
+        out[i] = (char)(in[i] >= 'a' ? in[i] - ('a' - 'A') : in[i]);
+    out[2] = '\0';
+    return true;
+}
+
+void lb_event_bind(lb_event *ev, json_object *doc, const char *source, const char *type)
+{
+    ev->doc = doc;
+    ev->source = source;
+    ev->type = type;
+    ev->source_event_id = lb_jstr(doc, "id");
+    ev->source_type = lb_jstr(doc, "source_type");
+    ev->occurred_at_ms = json_object_get_int64(lb_jget(doc, "occurred_at"));
+    ev->product_id = lb_jstr(doc, "product.id");
+    ev->lead_email = lb_jstr(doc, "lead.email");
+    ev->test = json_object_get_boolean(lb_jget(doc, "test"));
+    ev->ignored = json_object_get_boolean(lb_jget(doc, "ignored"));
+}

@@ -1,0 +1,270 @@
+/* store_sqlite.c: the store on SQLite in WAL mode.
+ *
+ * Durability: synchronous=FULL by default, so a COMMIT that returned has been
+ * fsynced; the caller acknowledges events only after that. Schema changes are
+ * an append-only list of migrations keyed by PRAGMA user_version, each applied
+ * in its own transaction. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+typedef struct sqlite_store {
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *rollback, *insert_event, *find_event;
+    bool in_tx;
+} sqlite_store;
+
+/* Append only: never edit a migration that has shipped. */
+static const char *const migrations[] = {
+    /* 1: events, raw and normalized side by side */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_event_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  source_type TEXT NOT NULL,"
+    "  product_id TEXT,"
+    "  lead_email TEXT,"
+    "  occurred_at INTEGER,"
+    "  received_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('accepted','ignored')),"
+    "  is_test INTEGER NOT NULL DEFAULT 0,"
+    "  normalized TEXT NOT NULL,"
+    "  raw_content_type TEXT NOT NULL,"
+    "  raw_body BLOB NOT NULL,"
+    "  UNIQUE (account, source, source_event_id)"
+    ");"
+    "CREATE INDEX events_by_lead ON events (account, lead_email);"
+    "CREATE INDEX events_by_product ON events (account, product_id, type);",
+};
+
+static int fail_db(lb_error *err, sqlite3 *db, const char *what)
+{
+    return lb_fail(err, "", "%s: %s", what, db ? sqlite3_errmsg(db) : "cannot allocate");
+}
+
+static int ensure_parent_dir(const char *path, lb_error *err)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return lb_fail(err, "database", "out of memory");
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (strcmp(dir, ".") != 0 && mkdir(dir, 0750) != 0 && errno != EEXIST)
+        rc = lb_fail(err, "database", "cannot create directory %s: %s", dir, strerror(errno));
+    free(copy);
+    return rc;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, lb_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    lb_fail(err, "", "%s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(sqlite3 *db, lb_error *err)
+{
+    const int latest = (int)(sizeof migrations / sizeof *migrations);
+    int current = user_version(db);
+    if (current < 0)
+        return fail_db(err, db, "reading schema version");
+    if (current > latest)
+        return lb_fail(err, "database", "schema version %d is newer than this listbossd (%d)", current, latest);
+    for (int v = current; v < latest; v++) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", v + 1);
+        if (exec_sql(db, "BEGIN IMMEDIATE", err) || exec_sql(db, migrations[v], err) ||
+            exec_sql(db, bump, err) || exec_sql(db, "COMMIT", err)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int prepare_all(sqlite_store *s, lb_error *err)
+{
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } list[] = {
+        {&s->begin, "BEGIN IMMEDIATE"},
+        {&s->commit, "COMMIT"},
+        {&s->rollback, "ROLLBACK"},
+        {&s->insert_event,
+         "INSERT INTO events (account, source, source_event_id, type, source_type, product_id, lead_email,"
+         " occurred_at, received_at, status, is_test, normalized, raw_content_type, raw_body)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         " ON CONFLICT (account, source, source_event_id) DO NOTHING RETURNING id"},
+        {&s->find_event, "SELECT id FROM events WHERE account = ?1 AND source = ?2 AND source_event_id = ?3"},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof *list; i++)
+        if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL) != SQLITE_OK)
+            return fail_db(err, s->db, "preparing statements");
+    return 0;
+}
+
+static void sqlite_close(void *impl)
+{
+    sqlite_store *s = impl;
+    if (!s)
+        return;
+    sqlite3_stmt *all[] = {s->begin, s->commit, s->rollback, s->insert_event, s->find_event};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        sqlite3_finalize(all[i]);
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err)
+{
+    if (ensure_parent_dir(path, err))
+        return NULL;
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        lb_fail(err, "database", "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        lb_fail(err, "database", "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sqlite_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
+    const char *pragmas = opts->sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                            " PRAGMA foreign_keys=ON;"
+                                          : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                            " PRAGMA foreign_keys=ON;";
+    if (exec_sql(s->db, pragmas, err) || migrate(s->db, err) || prepare_all(s, err)) {
+        sqlite_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Runs a statement without result rows and resets it. */
+static int step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail_db(err, s->db, what);
+}
+
+static int sqlite_begin(void *impl, lb_error *err)
+{
+    sqlite_store *s = impl;
+    if (step_done(s, s->begin, "begin", err))
+        return -1;
+    s->in_tx = true;
+    return 0;
+}
+
+static int sqlite_commit(void *impl, lb_error *err)
+{
+    sqlite_store *s = impl;
+    if (step_done(s, s->commit, "commit", err))
+        return -1; /* still in the transaction: the caller rolls back */
+    s->in_tx = false;
+    return 0;
+}
+
+static void sqlite_rollback(void *impl)
+{
+    sqlite_store *s = impl;
+    if (sqlite3_get_autocommit(s->db) == 0)
+        step_done(s, s->rollback, "rollback", NULL);
+    s->in_tx = false;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int find_existing(sqlite_store *s, const lb_store_event *in, int64_t *id, lb_error *err)
+{
+    sqlite3_stmt *st = s->find_event;
+    sqlite3_bind_text(st, 1, in->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, in->event->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, in->event->source_event_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? 0 : fail_db(err, s->db, "looking up a duplicate");
+}
+
+static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_result *out, lb_error *err)
+{
+    sqlite_store *s = impl;
+    const lb_event *ev = in->event;
+    sqlite3_stmt *st = s->insert_event;
+    sqlite3_bind_text(st, 1, in->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ev->source_event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, ev->source_type, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 6, ev->product_id);
+    bind_text_or_null(st, 7, ev->lead_email);
+    if (ev->occurred_at_ms)
+        sqlite3_bind_int64(st, 8, ev->occurred_at_ms);
+    else
+        sqlite3_bind_null(st, 8);
+    sqlite3_bind_int64(st, 9, in->received_at_ms);
+    sqlite3_bind_text(st, 10, ev->ignored ? "ignored" : "accepted", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 11, ev->test);
+    sqlite3_bind_text(st, 12, in->normalized_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, in->raw_content_type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 14, in->raw_body, (int)in->raw_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    bool inserted = rc == SQLITE_ROW; /* RETURNING yields a row only for a new event */
+    if (inserted) {
+        out->event_id = sqlite3_column_int64(st, 0);
+        out->duplicate = false;
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return fail_db(err, s->db, "storing an event");
+    if (inserted)
+        return 0;
+    out->duplicate = true;
+    return find_existing(s, in, &out->event_id, err);
+}
+
+const lb_store_ops lb_store_sqlite_ops = {
+    .engine = "sqlite",
+    .begin = sqlite_begin,
+    .put_event = sqlite_put_event,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .close = sqlite_close,
+};

@@ -1,0 +1,10 @@
+/* store_sqlite.h: the embedded SQLite engine of the store interface. */
+#ifndef LB_STORE_SQLITE_H
+#define LB_STORE_SQLITE_H
+
+#include "store.h"
+
+extern const lb_store_ops lb_store_sqlite_ops;
+void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err);
+
+#endif

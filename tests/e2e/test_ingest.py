@@ -1,0 +1,331 @@
+"""Ingest over real HTTP: every fixture, every bad input, dedupe, accounts."""
+import json
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+
+from lbtest import (Daemon, HOTTOK_A, HOTTOK_B, TOKEN_A, TOKEN_B, fixture, fixture_names, run, with_id)
+
+D = Daemon().start()
+
+
+def stored(account, source_event_id, source="hotmart"):
+    return D.query("SELECT id, type, status, normalized, raw_body, raw_content_type FROM events"
+                   " WHERE account = ? AND source = ? AND source_event_id = ?", account, source, source_event_id)
+
+
+def assert_error(r, status, code=None, field=None):
+    assert r.status == status, r
+    assert r.headers["content-type"] == "application/json", r.headers
+    doc = r.json()
+    assert "error" in doc and "message" in doc, doc
+    if code:
+        assert doc["error"] == code, doc
+    if field:
+        assert doc.get("field") == field, doc
+    return doc
+
+
+def test_every_fixture_is_stored_once_with_raw_and_normalized():
+    expected_types = {
+        "PURCHASE_APPROVED": "purchase.approved", "PURCHASE_COMPLETE": "purchase.complete",
+        "PURCHASE_CANCELED": "purchase.canceled", "PURCHASE_BILLET_PRINTED": "purchase.billet_printed",
+        "PURCHASE_PROTEST": "purchase.protest", "PURCHASE_REFUNDED": "purchase.refunded",
+        "PURCHASE_CHARGEBACK": "purchase.chargeback", "PURCHASE_EXPIRED": "purchase.expired",
+        "PURCHASE_DELAYED": "purchase.delayed", "PURCHASE_OUT_OF_SHOPPING_CART": "cart.abandoned",
+        "SUBSCRIPTION_CANCELLATION": "subscription.canceled", "SWITCH_PLAN": "subscription.plan_switched",
+        "UPDATE_SUBSCRIPTION_CHARGE_DATE": "subscription.charge_date_updated",
+        "CLUB_FIRST_ACCESS": "club.first_access", "CLUB_MODULE_COMPLETED": "club.module_completed",
+    }
+    assert sorted(expected_types) == fixture_names()
+    for name in fixture_names():
+        body = fixture(name)
+        r = D.post_hotmart(body)
+        assert r.status == 200, (name, r)
+        doc = r.json()
+        assert doc["duplicate"] is False and isinstance(doc["event_id"], int), doc
+        rows = stored("acme", json.loads(body)["id"])
+        assert len(rows) == 1, (name, rows)
+        event_id, etype, status, normalized, raw, ctype = rows[0]
+        assert event_id == doc["event_id"]
+        assert etype == expected_types[name], (name, etype)
+        assert status == "accepted"
+        assert raw == body, name
+        assert ctype == "application/json"
+        norm = json.loads(normalized)
+        assert norm["account"] == "acme" and norm["source"] == "hotmart" and norm["type"] == etype
+        assert "@" in norm["lead"]["email"]
+
+
+def test_duplicate_answers_200_and_is_stored_once():
+    body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+    first = D.post_hotmart(body).json()
+    for _ in range(3):
+        again = D.post_hotmart(body)
+        assert again.status == 200
+        assert again.json() == {"event_id": first["event_id"], "duplicate": True}, again
+    assert len(stored("acme", json.loads(body)["id"])) == 1
+
+
+def test_duplicates_inside_one_batch_are_stored_once():
+    body = with_id(fixture("PURCHASE_REFUNDED"), str(uuid.uuid4()))
+    results = []
+
+    def post():
+        results.append(D.post_hotmart(body))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status == 200 for r in results), results
+    assert sum(1 for r in results if not r.json()["duplicate"]) == 1, results
+    assert len({r.json()["event_id"] for r in results}) == 1
+    assert len(stored("acme", json.loads(body)["id"])) == 1
+
+
+def test_body_hottok_is_the_fallback_when_the_header_is_missing():
+    doc = json.loads(fixture("UPDATE_SUBSCRIPTION_CHARGE_DATE"))
+    doc["id"] = str(uuid.uuid4())
+    doc["hottok"] = HOTTOK_B
+    r = D.post_hotmart(json.dumps(doc), hottok=None)
+    assert r.status == 200, r
+    assert len(stored("beta", doc["id"])) == 1
+    assert len(stored("acme", doc["id"])) == 0
+
+
+def test_header_hottok_wins_over_body_hottok():
+    doc = json.loads(fixture("UPDATE_SUBSCRIPTION_CHARGE_DATE"))
+    doc["id"] = str(uuid.uuid4())
+    doc["hottok"] = HOTTOK_B
+    assert D.post_hotmart(json.dumps(doc), hottok=HOTTOK_A).status == 200
+    assert len(stored("acme", doc["id"])) == 1 and len(stored("beta", doc["id"])) == 0
+
+
+def test_missing_or_wrong_hottok_is_401():
+    body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+    assert_error(D.post_hotmart(body, hottok=None), 401, "unauthorized")
+    assert_error(D.post_hotmart(body, hottok="wrong-token-123456"), 401, "unauthorized")
+    assert_error(D.post_hotmart(body, hottok=HOTTOK_A[:-1]), 401)
+    assert_error(D.post_hotmart(body, hottok=HOTTOK_A + "x"), 401)
+    doc = json.loads(body)
+    doc["hottok"] = "wrong-token-123456"
+    assert_error(D.post_hotmart(json.dumps(doc), hottok=None), 401)
+    assert stored("acme", doc["id"]) == []
+
+
+def test_malformed_json_is_400():
+    for body in [b"{", b"not json", b"[1,2]", b'"str"', b'{"id": "x"} trailing', b"", b"\xff\xfe"]:
+        assert_error(D.post_hotmart(body), 400, "malformed_json")
+
+
+def test_missing_lead_email_is_400_naming_the_field():
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["id"] = str(uuid.uuid4())
+    del doc["data"]["buyer"]["email"]
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "data.buyer.email")
+    doc = json.loads(fixture("SWITCH_PLAN"))
+    doc["id"] = str(uuid.uuid4())
+    del doc["data"]["subscription"]["user"]["email"]
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "data.subscription.user.email")
+
+
+def test_wrong_types_are_400_naming_the_field():
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["data"]["buyer"]["email"] = 42
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "data.buyer.email")
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["event"] = 7
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "event")
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["data"] = "nope"
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "data")
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    del doc["id"]
+    assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "id")
+
+
+def test_body_over_the_limit_is_413():
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["padding"] = "x" * (65 * 1024)
+    assert_error(D.post_hotmart(json.dumps(doc)), 413, "body_too_large")
+    assert D.get("/healthz").status == 200
+
+
+def test_wrong_content_type_is_415():
+    body = fixture("PURCHASE_APPROVED")
+    assert_error(D.post_hotmart(body, content_type="text/plain"), 415, "unsupported_media_type")
+    assert_error(D.post_event({"id": "x"}, content_type="text/xml"), 415)
+    r = D.request("POST", "/webhooks/hotmart", body, {"X-HOTMART-HOTTOK": HOTTOK_A})
+    assert_error(r, 415)
+
+
+def test_content_type_parameters_are_accepted():
+    body = with_id(fixture("PURCHASE_EXPIRED"), str(uuid.uuid4()))
+    assert D.post_hotmart(body, content_type="application/json; charset=utf-8").status == 200
+
+
+def test_unknown_event_is_stored_ignored_and_answered_200():
+    for name in ["ORDER_FULFILLMENT", "PURCHASE_CANCELLED", "SOMETHING_NEW"]:
+        doc = {"id": str(uuid.uuid4()), "creation_date": 1768482362000, "event": name, "version": "2.0.0",
+               "data": {"anything": True}}
+        r = D.post_hotmart(json.dumps(doc))
+        assert r.status == 200, r
+        assert r.json()["ignored"] is True
+        rows = stored("acme", doc["id"])
+        assert len(rows) == 1 and rows[0][2] == "ignored" and rows[0][1] == "unknown", rows
+
+
+def test_form_postback_1_0_is_stored():
+    tx = "HP" + str(int(time.time() * 1000))
+    form = ("hottok=%s&prod=4123456&prod_name=Curso+Teste&email=Ana.Teste%%40example.com&name=Ana+Teste"
+            "&transaction=%s&status=approved&payment_type=credit_card&currency=BRL&full_price=197.00"
+            % (HOTTOK_A, tx))
+    r = D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded")
+    assert r.status == 200, r
+    rows = stored("acme", tx + ":approved", source="hotmart1")
+    assert len(rows) == 1, rows
+    norm = json.loads(rows[0][3])
+    assert rows[0][1] == "purchase.approved"
+    assert norm["lead"]["email"] == "ana.teste@example.com"
+    assert rows[0][5] == "application/x-www-form-urlencoded"
+    again = D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded")
+    assert again.json()["duplicate"] is True
+
+
+def test_form_postback_needs_its_hottok():
+    form = "prod=1&email=a%40example.com&transaction=HP1&status=approved"
+    assert_error(D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded"), 401)
+    form = "hottok=wrong-token-000&prod=1&email=a%40example.com&transaction=HP1&status=approved"
+    assert_error(D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded"), 401)
+    form = "hottok=%s&prod=1&transaction=HP1&status=approved" % HOTTOK_A
+    assert_error(D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded"), 400)
+
+
+def api_event(**over):
+    doc = {"id": str(uuid.uuid4()), "type": "product.rated", "occurred_at": 1768482362000,
+           "product": {"id": "4123456"}, "lead": {"email": "rater@example.com"},
+           "rating": {"score": 5}}
+    doc.update(over)
+    return doc
+
+
+def test_event_api_stores_a_canonical_event():
+    doc = api_event()
+    r = D.post_event(doc)
+    assert r.status == 200, r
+    rows = stored("acme", doc["id"], source="api")
+    assert len(rows) == 1 and rows[0][1] == "product.rated", rows
+    assert D.post_event(doc).json()["duplicate"] is True
+
+
+def test_event_api_authentication():
+    assert_error(D.post_event(api_event(), token=None), 401)
+    assert_error(D.post_event(api_event(), token="not-a-token-0000"), 401)
+    assert_error(D.post_event(api_event(), token=HOTTOK_A), 401)
+    r = D.request("POST", "/v1/events", json.dumps(api_event()),
+                  {"Content-Type": "application/json", "Authorization": "Basic " + TOKEN_A})
+    assert_error(r, 401)
+
+
+def test_event_api_bad_events_are_400():
+    assert_error(D.post_event(b"{oops"), 400, "malformed_json")
+    assert_error(D.post_event(api_event(type="no.such.type")), 400, "invalid_event", "type")
+    doc = api_event()
+    del doc["lead"]
+    assert_error(D.post_event(doc), 400, "invalid_event")
+    assert_error(D.post_event(api_event(id=5)), 400, "invalid_event", "id")
+
+
+def test_accounts_are_isolated():
+    shared_id = str(uuid.uuid4())
+    body = with_id(fixture("PURCHASE_APPROVED"), shared_id)
+    a = D.post_hotmart(body, hottok=HOTTOK_A).json()
+    b = D.post_hotmart(body, hottok=HOTTOK_B).json()
+    assert not a["duplicate"] and not b["duplicate"] and a["event_id"] != b["event_id"]
+    assert len(stored("acme", shared_id)) == 1 and len(stored("beta", shared_id)) == 1
+    doc = api_event()
+    assert D.post_event(doc, token=TOKEN_B).status == 200
+    assert stored("acme", doc["id"], "api") == [] and len(stored("beta", doc["id"], "api")) == 1
+    norm = json.loads(stored("beta", doc["id"], "api")[0][3])
+    assert norm["account"] == "beta"
+
+
+def test_healthz_and_metrics():
+    r = D.get("/healthz")
+    assert r.status == 200 and r.json()["status"] == "ok"
+    m = D.get("/metrics")
+    assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
+    text = m.body.decode()
+    assert 'listboss_http_requests_total{route="/webhooks/hotmart",status="200"}' in text
+    assert 'listboss_http_requests_total{route="/webhooks/hotmart",status="401"}' in text
+    assert 'listboss_events_total{type="purchase.approved",outcome="stored"}' in text
+    assert 'listboss_events_total{type="purchase.approved",outcome="duplicate"}' in text
+    assert "listboss_commit_batch_size_bucket" in text and "listboss_commit_seconds_count" in text
+
+
+def test_unknown_path_and_method():
+    assert_error(D.get("/nope"), 404, "not_found")
+    r = D.get("/webhooks/hotmart")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+
+
+def test_malformed_http_gets_a_json_400_and_a_close():
+    out = D.raw(b"BROKEN\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 "), out
+    assert b'"error":"bad_request"' in out and b"Connection: close" in out
+    out = D.raw(b"POST /webhooks/hotmart HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 411 "), out
+    out = D.raw(b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431 "), out
+
+
+def test_keep_alive_and_pipelining():
+    conn = D.connection()
+    for _ in range(5):
+        body = with_id(fixture("PURCHASE_COMPLETE"), str(uuid.uuid4()))
+        assert D.post_hotmart(body, conn=conn).status == 200
+    conn.close()
+    reqs = b""
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    for i in ids:
+        body = with_id(fixture("PURCHASE_CHARGEBACK"), i)
+        reqs += (b"POST /webhooks/hotmart HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"X-HOTMART-HOTTOK: " + HOTTOK_A.encode() + b"\r\nContent-Length: " +
+                 str(len(body)).encode() + b"\r\n\r\n" + body)
+    reqs += b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+    out = D.raw(reqs)
+    assert out.count(b"HTTP/1.1 200 OK") == 5, out
+    for i in ids:
+        assert len(stored("acme", i)) == 1
+
+
+def test_store_locked_by_another_writer_gives_503_then_recovers():
+    locker = sqlite3.connect(D.db, timeout=5, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        body = with_id(fixture("PURCHASE_PROTEST"), str(uuid.uuid4()))
+        r = D.post_hotmart(body)
+        assert_error(r, 503, "store_unavailable")
+        assert r.headers["retry-after"] == "1"
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert stored("acme", json.loads(body)["id"]) == []
+    r = D.post_hotmart(body)
+    assert r.status == 200 and r.json()["duplicate"] is False, r
+    assert "listboss_store_errors_total 1" in D.get("/metrics").body.decode()
+
+
+def test_secrets_never_reach_the_log():
+    log = D.stderr()
+    for secret in [HOTTOK_A, HOTTOK_B, TOKEN_A, TOKEN_B]:
+        assert secret not in log, secret
+    assert "not authenticated" in log
+
+
+run(globals(), teardown=D.cleanup)

@@ -1,0 +1,192 @@
+"""The daemon's command line, configuration errors, reload and shutdown."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+from lbtest import (Daemon, DEFAULT_CONFIG, HOTTOK_A, LISTBOSSD, fixture, free_port, run, with_id)
+
+TESTHOTTOK = "TESTHOTTOK0000000000000000000000000000000"
+
+
+def listbossd(*args, env=None, cwd=None):
+    return subprocess.run([LISTBOSSD] + list(args), capture_output=True, text=True, env=env, cwd=cwd, timeout=30)
+
+
+def test_version():
+    r = listbossd("-V")
+    assert r.returncode == 0 and r.stdout.startswith("listbossd "), r
+
+
+def test_unknown_option_is_a_usage_error():
+    r = listbossd("-z")
+    assert r.returncode == 2 and "usage" in r.stderr, r
+
+
+def test_check_accepts_a_good_config():
+    d = Daemon()
+    try:
+        r = listbossd("-t", "-c", d.config_path, env=d.env)
+        assert r.returncode == 0 and "ok" in r.stdout, r
+    finally:
+        d.cleanup()
+
+
+def test_check_names_the_bad_key():
+    d = Daemon(config=DEFAULT_CONFIG + '\nlisen = "x"\n')
+    try:
+        r = listbossd("-t", "-c", d.config_path, env=d.env)
+        assert r.returncode == 1 and "lisen" in r.stderr, r
+    finally:
+        d.cleanup()
+
+
+def test_check_reports_a_missing_secret_without_printing_secrets():
+    d = Daemon()
+    env = dict(d.env)
+    del env["LB_TEST_HOTTOK_A"]
+    try:
+        r = listbossd("-t", "-c", d.config_path, env=env)
+        assert r.returncode == 1, r
+        assert "accounts[1].hottok" in r.stderr and "LB_TEST_HOTTOK_A" in r.stderr, r
+        assert env["LB_TEST_TOKEN_A"] not in r.stderr
+    finally:
+        d.cleanup()
+
+
+def test_bad_config_stops_the_daemon_at_start():
+    d = Daemon(config=DEFAULT_CONFIG.replace('max_body = "64k"', 'max_body = true'))
+    try:
+        d.start(wait=False)
+        assert d.proc.wait(10) == 1
+        assert "max_body" in d.stderr()
+    finally:
+        d.cleanup()
+
+
+def test_embedded_demo_config_with_overrides():
+    d = Daemon()
+    try:
+        port = free_port()
+        db = os.path.join(d.dir, "demo.db")
+        proc = subprocess.Popen([LISTBOSSD, "-l", "127.0.0.1:%d" % port, "-d", db], cwd=d.dir,
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        d.proc, d.port = proc, port
+        d.log = open(os.devnull, "wb")
+        deadline = time.time() + 10
+        while True:
+            try:
+                if d.get("/healthz").status == 200:
+                    break
+            except OSError:
+                assert time.time() < deadline, "demo daemon did not start"
+                time.sleep(0.05)
+        r = d.post_hotmart(fixture("PURCHASE_APPROVED"), hottok=TESTHOTTOK)
+        assert r.status == 200, r
+        d.db = db
+        assert d.query("SELECT account FROM events") == [("demo",)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert b"demo" in proc.stderr.read()
+    finally:
+        d.cleanup()
+
+
+def test_sighup_with_a_bad_config_keeps_the_old_one():
+    d = Daemon().start()
+    try:
+        d.write_config(DEFAULT_CONFIG + "\nthis is not lua\n")
+        d.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "reload failed" not in d.stderr():
+            assert time.time() < deadline, d.stderr()
+            time.sleep(0.05)
+        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+        assert d.post_hotmart(body).status == 200
+        assert d.proc.poll() is None
+    finally:
+        d.cleanup()
+
+
+def test_sighup_with_a_good_config_swaps_accounts():
+    d = Daemon().start()
+    try:
+        new_tok = "hottok-gamma-5555555555"
+        d.write_config(DEFAULT_CONFIG.replace("accounts = {{", "accounts = {{\n  {{ id = \"gamma\", hottok = \"%s\","
+                                              " api_token = \"api-gamma-55555555\" }}," % new_tok))
+        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+        assert d.post_hotmart(body, hottok=new_tok).status == 401
+        d.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "configuration reloaded" not in d.stderr():
+            assert time.time() < deadline, d.stderr()
+            time.sleep(0.05)
+        assert d.post_hotmart(body, hottok=new_tok).status == 200
+        assert d.query("SELECT account FROM events WHERE source_event_id = ?", json.loads(body)["id"]) == [("gamma",)]
+    finally:
+        d.cleanup()
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0():
+    d = Daemon().start()
+    try:
+        acked, stop = [], threading.Event()
+
+        def post_loop():
+            conn = d.connection()
+            while not stop.is_set():
+                eid = str(uuid.uuid4())
+                try:
+                    r = d.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), eid), conn=conn)
+                except OSError:
+                    return
+                except Exception:
+                    return
+                if r.status == 200:
+                    acked.append(eid)
+                if r.headers.get("connection") == "close":
+                    return
+
+        threads = [threading.Thread(target=post_loop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        d.send_signal(signal.SIGTERM)
+        assert d.proc.wait(15) == 0, d.stderr()
+        stop.set()
+        for t in threads:
+            t.join()
+        assert acked, "no request was acknowledged"
+        ids = {row[0] for row in d.query("SELECT source_event_id FROM events")}
+        missing = [e for e in acked if e not in ids]
+        assert not missing, missing[:5]
+        assert "stopping" in d.stderr()
+    finally:
+        d.cleanup()
+
+
+def test_sigint_stops_too():
+    d = Daemon().start()
+    try:
+        d.send_signal(signal.SIGINT)
+        assert d.proc.wait(10) == 0
+    finally:
+        d.cleanup()
+
+
+def test_port_in_use_is_a_clear_start_failure():
+    a = Daemon().start()
+    b = Daemon(args=["-l", "127.0.0.1:%d" % a.port])
+    try:
+        b.start(wait=False)
+        assert b.proc.wait(10) == 1
+        assert "cannot listen" in b.stderr()
+    finally:
+        a.cleanup()
+        b.cleanup()
+
+
+run(globals())
