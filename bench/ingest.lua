@@ -7,7 +7,6 @@ local names = { "PURCHASE_APPROVED", "PURCHASE_BILLET_PRINTED", "PURCHASE_OUT_OF
                 "PURCHASE_REFUNDED", "CLUB_MODULE_COMPLETED", "SUBSCRIPTION_CANCELLATION" }
 local templates = {}
 local counter = 0
-local thread_no = 0
 local threads = {}
 
 local function read(path)
@@ -17,9 +16,11 @@ local function read(path)
   return s
 end
 
+-- setup runs in the main state; each thread gets a prefix no other thread
+-- or earlier run shares (globals set here are the thread's, read in request)
 function setup(thread)
-  thread:set("thread_no", #threads + 1)
   table.insert(threads, thread)
+  thread:set("id_prefix", string.format("bench-%d-%d-", os.time(), #threads))
 end
 
 function init(args)
@@ -29,14 +30,12 @@ function init(args)
     local pre, post = body:match('^(.-"id"%s*:%s*")[^"]*(".*)$')
     templates[i] = { pre = pre, post = post }
   end
-  math.randomseed(os.time() + thread_no)
-  run_tag = string.format("%08x", math.random(0, 0x7fffffff))
 end
 
 function request()
   counter = counter + 1
   local t = templates[counter % #templates + 1]
-  local id = string.format("bench-%s-%d-%d", run_tag, thread_no, counter)
+  local id = id_prefix .. counter
   return wrk.format("POST", "/webhooks/hotmart", {
     ["Content-Type"] = "application/json",
     ["X-HOTMART-HOTTOK"] = hottok,

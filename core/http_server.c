@@ -133,12 +133,9 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
         bool close = !req->keep_alive || c->srv->draining || c->close_after_write;
         conn_write_reply(c, status, content_type, body, body_len, extra_headers, close);
         c->pending = NULL;
-        if (!close) {
-            bufferevent_enable(c->bev, EV_READ);
-            /* pipelined bytes may already be buffered: look at them on a later turn */
-            if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-                bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-        }
+        /* pipelined bytes may already be buffered: look at them on a later turn */
+        if (!close && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
     free(req->data);
     free(req);
@@ -286,7 +283,6 @@ static int conn_take_request(lb_http_conn *c)
     lb_http_parse_head(data, (size_t)head_len, max_head, &req->head, &ignored); /* re-point into our copy */
     req->keep_alive = req->head.keep_alive && !c->srv->draining;
     c->pending = req;
-    bufferevent_disable(c->bev, EV_READ);
     dispatch(c, req);
     return 1;
 }
@@ -372,6 +368,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     srv->metrics->connections_open++;
     struct timeval idle = {srv->limits.idle_timeout_s, 0};
     bufferevent_set_timeouts(bev, &idle, &idle);
+    /* while a request waits for its answer the connection keeps reading (no
+     * epoll_ctl per request), up to one more full request, then pauses */
+    bufferevent_setwatermark(bev, EV_READ, 0, srv->limits.max_head + srv->limits.max_body);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }

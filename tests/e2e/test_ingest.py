@@ -328,4 +328,11 @@ def test_secrets_never_reach_the_log():
     assert "not authenticated" in log
 
 
+def test_clean_shutdown_after_everything():
+    """Last: SIGTERM exits 0, with no sanitizer report (leaks included) in the log."""
+    assert D.stop() == 0, D.stderr()
+    log = D.stderr()
+    assert "Sanitizer" not in log and "runtime error" not in log, log
+
+
 run(globals(), teardown=D.cleanup)
