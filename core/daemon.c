@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_writer.h"
 
 #define LB_DRAIN_DEADLINE_S 10
 #define LB_STORE_BUSY_TIMEOUT_MS 250
@@ -24,6 +25,7 @@ typedef struct lb_daemon {
     lb_config *cfg;
     lb_metrics metrics;
     lb_store store;
+    lb_store_writer *writer;
     lb_ingest *ingest;
     lb_http_server *http;
     struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
@@ -167,7 +169,12 @@ static int start(lb_daemon *d)
         lb_log(LB_LOG_ERROR, "cannot open the store", "database", d->cfg->database, "error", err.message, NULL);
         return -1;
     }
-    d->ingest = lb_ingest_new(d->base, &d->store, &d->metrics, d->cfg);
+    d->writer = lb_store_writer_start(d->base, &d->store, &err);
+    if (!d->writer) {
+        lb_log(LB_LOG_ERROR, "cannot start the store writer", "error", err.message, NULL);
+        return -1;
+    }
+    d->ingest = lb_ingest_new(d->base, d->writer, &d->metrics, d->cfg);
     if (!d->ingest || add_signals(d))
         return -1;
     const lb_http_route routes[] = {
@@ -191,6 +198,7 @@ static void stop(lb_daemon *d)
 {
     lb_http_server_free(d->http);
     lb_ingest_free(d->ingest); /* commits whatever is parked */
+    lb_store_writer_stop(d->writer);
     lb_store_close(&d->store);
     struct event *evs[] = {d->sig_term, d->sig_int, d->sig_hup, d->drain_deadline};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)

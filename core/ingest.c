@@ -17,21 +17,33 @@
 #include "canonical.h"
 #include "hotmart.h"
 #include "log.h"
+#include "store_writer.h"
+
+#define LB_ACCOUNT_ID_MAX 64
 
 typedef struct parked {
     lb_http_request *req;
     lb_event event;
-    const char *account;      /* points into the config, which outlives the batch */
-    const char *content_type; /* "json" or "form", for the raw copy */
+    char account[LB_ACCOUNT_ID_MAX + 1]; /* a copy: a reload may free the config meanwhile */
+    const char *content_type;
+    const char *normalized;              /* event.doc as text, made on the loop thread */
+    lb_store_put_result result;
 } parked;
 
+/* The requests of one loop turn, on their way through the writer thread. */
+typedef struct batch {
+    lb_write_task task;
+    lb_ingest *ing;
+    parked *items;
+    size_t n, cap;
+} batch;
+
 struct lb_ingest {
-    lb_store *store;
+    lb_store_writer *writer;
     lb_metrics *metrics;
     const lb_config *cfg;
     struct event *commit_ev;
-    parked *batch;
-    size_t n_batch, cap_batch;
+    batch *open; /* collecting this turn's requests */
 };
 
 static int64_t now_ms(void)
@@ -41,17 +53,35 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- the group commit -------------------------------------------------- */
 
-static void reply_stored(lb_ingest *ing, parked *p, const lb_store_put_result *r)
+/* Writer thread: store every event of the batch (inside the transaction). */
+static int batch_write(lb_store *store, void *arg, lb_error *err)
 {
+    batch *b = arg;
+    int64_t received = now_ms();
+    for (size_t i = 0; i < b->n; i++) {
+        parked *p = &b->items[i];
+        size_t raw_len;
+        const char *raw = lb_http_request_body(p->req, &raw_len);
+        lb_store_event in = {
+            .account = p->account,
+            .event = &p->event,
+            .normalized_json = p->normalized,
+            .raw_body = raw,
+            .raw_len = raw_len,
+            .raw_content_type = p->content_type,
+            .received_at_ms = received,
+        };
+        if (lb_store_put_event(store, &in, &p->result, err))
+            return -1;
+    }
+    return 0;
+}
+
+static void reply_stored(lb_ingest *ing, parked *p)
+{
+    const lb_store_put_result *r = &p->result;
     const char *outcome = r->duplicate ? "duplicate" : p->event.ignored ? "ignored" : "stored";
     lb_counter_inc(&ing->metrics->events, p->event.type, outcome);
     char body[128];
@@ -60,91 +90,95 @@ static void reply_stored(lb_ingest *ing, parked *p, const lb_store_put_result *r
     lb_http_reply(p->req, 200, "application/json", body, (size_t)n, NULL);
 }
 
-static int write_batch(lb_ingest *ing, lb_store_put_result *results, lb_error *err)
+static void batch_free(batch *b)
 {
-    if (lb_store_begin(ing->store, err))
-        return -1;
-    int64_t received = now_ms();
-    for (size_t i = 0; i < ing->n_batch; i++) {
-        parked *p = &ing->batch[i];
-        size_t raw_len;
-        const char *raw = lb_http_request_body(p->req, &raw_len);
-        lb_store_event in = {
-            .account = p->account,
-            .event = &p->event,
-            .normalized_json = json_object_to_json_string_ext(p->event.doc, JSON_C_TO_STRING_PLAIN),
-            .raw_body = raw,
-            .raw_len = raw_len,
-            .raw_content_type = p->content_type,
-            .received_at_ms = received,
-        };
-        if (lb_store_put_event(ing->store, &in, &results[i], err))
-            goto fail;
-    }
-    if (lb_store_commit(ing->store, err) == 0)
-        return 0;
-fail:
-    lb_store_rollback(ing->store);
-    return -1;
+    for (size_t i = 0; i < b->n; i++)
+        lb_event_clear(&b->items[i].event);
+    free(b->items);
+    free(b);
 }
 
-static void commit_batch(lb_ingest *ing)
+/* Loop thread: the transaction is over; now, and only now, answer. */
+static void batch_done(void *arg, int rc, const lb_error *err, double commit_seconds)
 {
-    if (ing->n_batch == 0)
-        return;
-    lb_store_put_result *results = calloc(ing->n_batch, sizeof *results);
-    lb_error err = {0};
-    double t0 = monotonic_s();
-    int rc = results ? write_batch(ing, results, &err) : lb_fail(&err, "", "out of memory");
-    lb_histogram_observe(&ing->metrics->commit_seconds, monotonic_s() - t0);
-    lb_histogram_observe(&ing->metrics->batch_size, (double)ing->n_batch);
+    batch *b = arg;
+    lb_ingest *ing = b->ing;
+    lb_histogram_observe(&ing->metrics->commit_seconds, commit_seconds);
+    lb_histogram_observe(&ing->metrics->batch_size, (double)b->n);
     if (rc) {
         char n[24];
-        snprintf(n, sizeof n, "%zu", ing->n_batch);
+        snprintf(n, sizeof n, "%zu", b->n);
         ing->metrics->store_errors++;
-        lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err.message, NULL);
+        lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);
     }
-    for (size_t i = 0; i < ing->n_batch; i++) {
-        parked *p = &ing->batch[i];
+    for (size_t i = 0; i < b->n; i++) {
         if (rc == 0)
-            reply_stored(ing, p, &results[i]);
+            reply_stored(ing, &b->items[i]);
         else
-            lb_http_reply_error(p->req, 503, "store_unavailable", "the event store cannot write now; retry",
-                                NULL, "Retry-After: 1\r\n");
-        lb_event_clear(&p->event);
+            lb_http_reply_error(b->items[i].req, 503, "store_unavailable",
+                                "the event store cannot write now; retry", NULL, "Retry-After: 1\r\n");
     }
-    ing->n_batch = 0;
-    free(results);
+    batch_free(b);
+}
+
+static void submit_open_batch(lb_ingest *ing)
+{
+    batch *b = ing->open;
+    if (!b)
+        return;
+    ing->open = NULL;
+    for (size_t i = 0; i < b->n; i++) /* json-c caches the text in the doc: do it here, not on the writer */
+        b->items[i].normalized = json_object_to_json_string_ext(b->items[i].event.doc, JSON_C_TO_STRING_PLAIN);
+    b->task.run = batch_write;
+    b->task.done = batch_done;
+    b->task.arg = b;
+    lb_store_writer_submit(ing->writer, &b->task);
 }
 
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    commit_batch(arg);
+    submit_open_batch(arg);
+}
+
+static parked *batch_slot(lb_ingest *ing)
+{
+    batch *b = ing->open;
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return NULL;
+        b->ing = ing;
+        ing->open = b;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 32;
+        parked *grown = realloc(b->items, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        b->items = grown;
+        b->cap = cap;
+    }
+    return &b->items[b->n];
 }
 
 static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_account *acct, const char *ctype)
 {
-    if (ing->n_batch == ing->cap_batch) {
-        size_t cap = ing->cap_batch ? ing->cap_batch * 2 : 64;
-        parked *grown = realloc(ing->batch, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        ing->batch = grown;
-        ing->cap_batch = cap;
-    }
+    parked *p = batch_slot(ing);
+    if (!p)
+        return -1;
     if (ev->test && ing->cfg->ignore_test_events) {
         ev->ignored = true;
         json_object_object_add(ev->doc, "ignored", json_object_new_boolean(1));
     }
     lb_event_set_account(ev, acct->id);
-    parked *p = &ing->batch[ing->n_batch++];
+    memset(p, 0, sizeof *p);
     p->req = req;
     p->event = *ev;
-    p->account = acct->id;
+    snprintf(p->account, sizeof p->account, "%s", acct->id);
     p->content_type = ctype;
-    if (ing->n_batch == 1)
+    if (++ing->open->n == 1)
         event_active(ing->commit_ev, EV_WRITE, 0);
     return 0;
 }
@@ -326,12 +360,13 @@ void lb_ingest_events(lb_http_request *req, void *ctx)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-lb_ingest *lb_ingest_new(struct event_base *base, lb_store *store, lb_metrics *metrics, const lb_config *cfg)
+lb_ingest *lb_ingest_new(struct event_base *base, lb_store_writer *writer, lb_metrics *metrics,
+                         const lb_config *cfg)
 {
     lb_ingest *ing = calloc(1, sizeof *ing);
     if (!ing)
         return NULL;
-    ing->store = store;
+    ing->writer = writer;
     ing->metrics = metrics;
     ing->cfg = cfg;
     ing->commit_ev = event_new(base, -1, 0, on_commit, ing);
@@ -345,14 +380,11 @@ lb_ingest *lb_ingest_new(struct event_base *base, lb_store *store, lb_metrics *m
 void lb_ingest_flush(lb_ingest *ing)
 {
     event_del(ing->commit_ev);
-    commit_batch(ing);
+    submit_open_batch(ing);
+    lb_store_writer_wait_idle(ing->writer);
 }
 
-void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg)
-{
-    lb_ingest_flush(ing);
-    ing->cfg = cfg;
-}
+void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg) { ing->cfg = cfg; }
 
 void lb_ingest_free(lb_ingest *ing)
 {
@@ -360,6 +392,5 @@ void lb_ingest_free(lb_ingest *ing)
         return;
     lb_ingest_flush(ing);
     event_free(ing->commit_ev);
-    free(ing->batch);
     free(ing);
 }

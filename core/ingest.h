@@ -1,9 +1,10 @@
 /* ingest.h: the webhook and event API handlers, and the group commit.
  *
  * A handler authenticates, parses and normalizes a request, then parks it in
- * the current batch. Once per loop turn the batch is written in one
- * transaction and only then is every request of it answered: 200 when the
- * commit is durable, 503 + Retry-After when it is not (nothing half-stored). */
+ * the current batch. At the end of the loop turn the batch goes to the store
+ * writer thread, which commits it (with whatever else is queued) in one
+ * transaction; only then is every request of it answered: 200 when the commit
+ * is durable, 503 + Retry-After when it is not (nothing half-stored). */
 #ifndef LB_INGEST_H
 #define LB_INGEST_H
 
@@ -12,15 +13,15 @@
 #include "config.h"
 #include "http_server.h"
 #include "metrics.h"
-#include "store.h"
+#include "store_writer.h"
 
 typedef struct lb_ingest lb_ingest;
 
-lb_ingest *lb_ingest_new(struct event_base *base, lb_store *store, lb_metrics *metrics, const lb_config *cfg);
-/* Commits and answers the parked batch now (before a reload or at shutdown). */
+lb_ingest *lb_ingest_new(struct event_base *base, lb_store_writer *writer, lb_metrics *metrics,
+                         const lb_config *cfg);
+/* Hands the open batch to the writer and waits until every batch is answered (shutdown). */
 void lb_ingest_flush(lb_ingest *ing);
-/* Swaps the configuration (accounts, options); flushes first so no parked
- * request refers to the old one. */
+/* Swaps the configuration (accounts, options); parked requests keep copies. */
 void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg);
 void lb_ingest_free(lb_ingest *ing);
 

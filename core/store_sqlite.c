@@ -154,10 +154,8 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
         return NULL;
     }
     sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
-    /* A 64 MiB page cache keeps the unique-key index hot; checkpoints every
-     * 16 MiB of WAL instead of 4 so fewer commits pay for one. */
-    const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
-                          " PRAGMA wal_autocheckpoint=4096;";
+    /* A 64 MiB page cache keeps the unique-key index hot. */
+    const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
     if (exec_sql(s->db, pragmas, err) ||
         exec_sql(s->db, opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err) || migrate(s->db, err) || prepare_all(s, err)) {
         sqlite_close(s);

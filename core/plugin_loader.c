@@ -1,0 +1,262 @@
+/* plugin_loader.c: dlopen, the entry-point handshake and the descriptor
+ * checks, then a by-name registry. Every refusal says why in words an
+ * operator can act on ("built for plugin ABI 2.0, this core speaks 1.0"),
+ * because a plugin that silently fails to load looks like a config typo. */
+#include "plugin_loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define NAME_MAX_LEN 64
+#define DECL_MAX 1024 /* entries in one decl table: past this it has no terminator */
+
+/* " [plugin mailchimp 1.2, ABI 1.0; core ABI 1.0]": the versions found, for
+ * every refusal after the plugin handed back a descriptor. */
+static void versions_found(const lb_plugin *d, char *buf, size_t cap)
+{
+    snprintf(buf, cap, " [plugin %.64s %.32s, ABI %u.%u; core ABI %d.%d]", d->name ? d->name : "(no name)",
+             d->version ? d->version : "(no version)", (unsigned)d->abi_major, (unsigned)d->abi_minor,
+             LB_ABI_MAJOR, LB_ABI_MINOR);
+}
+
+static bool valid_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 0 && n <= NAME_MAX_LEN && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static int check_callbacks(const lb_plugin *d, lb_error *err)
+{
+    const char *missing = !d->init      ? "init"
+                          : !d->verify  ? "verify"
+                          : !d->submit  ? "submit"
+                          : !d->cancel  ? "cancel"
+                          : !d->destroy ? "destroy"
+                                        : NULL;
+    return missing ? lb_fail(err, NULL, "the descriptor has no %s callback", missing) : 0;
+}
+
+/* Config keys and action names must be present and the tables terminated
+ * within reason; an unterminated table would be read past its end later. */
+static int check_tables(const lb_plugin *d, lb_error *err)
+{
+    if (d->actions == NULL)
+        return lb_fail(err, NULL, "the descriptor has no actions table");
+    size_t i = 0;
+    for (; i < DECL_MAX && d->actions[i].name != NULL; i++)
+        if (d->actions[i].name[0] == '\0')
+            return lb_fail(err, NULL, "action %zu has an empty name", i);
+    if (i == DECL_MAX)
+        return lb_fail(err, NULL, "the actions table has no { NULL } terminator");
+    for (i = 0; d->config != NULL && i < DECL_MAX && d->config[i].key != NULL; i++)
+        if (d->config[i].key[0] == '\0')
+            return lb_fail(err, NULL, "config key %zu is empty", i);
+    if (i == DECL_MAX)
+        return lb_fail(err, NULL, "the config table has no { NULL } terminator");
+    return 0;
+}
+
+int lb_plugin_check(const lb_plugin *d, lb_error *err)
+{
+    if (d->abi_major != LB_ABI_MAJOR)
+        return lb_fail(err, NULL, "built for plugin ABI %u.%u, this core speaks %d.%d: rebuild it against this listboss",
+                       (unsigned)d->abi_major, (unsigned)d->abi_minor, LB_ABI_MAJOR, LB_ABI_MINOR);
+    if (d->struct_size < LB_PLUGIN_SIZE_1_0)
+        return lb_fail(err, NULL, "descriptor is %u bytes, smaller than the ABI 1.0 descriptor (%zu bytes)",
+                       (unsigned)d->struct_size, (size_t)LB_PLUGIN_SIZE_1_0);
+    if (d->name == NULL)
+        return lb_fail(err, NULL, "the descriptor has no name");
+    if (!valid_name(d->name))
+        return lb_fail(err, NULL, "name \"%.64s\" is not 1-%d characters of [a-z0-9_]", d->name, NAME_MAX_LEN);
+    if (check_callbacks(d, err) != 0)
+        return -1;
+    return check_tables(d, err);
+}
+
+static void close_handle(void *handle)
+{
+#ifdef LB_NO_DLCLOSE
+    (void)handle;
+#else
+    if (handle != NULL)
+        dlclose(handle);
+#endif
+}
+
+/* Turns err's message into "<message> [versions]" with field = path. */
+static void refuse(lb_error *err, const char *path, const lb_plugin *d)
+{
+    if (err == NULL)
+        return;
+    char versions[160] = "";
+    if (d != NULL)
+        versions_found(d, versions, sizeof versions);
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "%s", err->message);
+    lb_fail(err, path, "%s%s", msg, versions);
+}
+
+/* dlopen + dlsym + the entry call; NULL with err set on any failure. */
+static const lb_plugin *open_entry(const char *path, const lb_core_api *api, void **handle, lb_error *err)
+{
+    *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (*handle == NULL) {
+        const char *why = dlerror();
+        lb_fail(err, path, "cannot load: %s", why ? why : "unknown dlopen error");
+        return NULL;
+    }
+    /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
+    lb_plugin_entry_fn entry;
+    void *sym = dlsym(*handle, "lb_plugin_entry");
+    memcpy(&entry, &sym, sizeof entry);
+    if (sym == NULL) {
+        lb_fail(err, path, "no lb_plugin_entry symbol: not a listboss plugin (or built without LB_PLUGIN_REGISTER)");
+        return NULL;
+    }
+    const lb_plugin *d = entry(LB_ABI_MAJOR, api);
+    if (d == NULL)
+        lb_fail(err, path, "lb_plugin_entry returned NULL: the plugin refused core ABI %d.%d", LB_ABI_MAJOR,
+                LB_ABI_MINOR);
+    return d;
+}
+
+lb_loaded_plugin *lb_plugin_load(const char *path, const lb_core_api *api, lb_error *err)
+{
+    void *handle = NULL;
+    const lb_plugin *d = open_entry(path, api, &handle, err);
+    lb_loaded_plugin *p = d ? calloc(1, sizeof *p) : NULL;
+    if (d != NULL && p == NULL)
+        lb_fail(err, path, "out of memory");
+    if (p == NULL) {
+        close_handle(handle);
+        return NULL;
+    }
+    /* A newer plugin's descriptor is longer (we ignore the tail); an older
+     * one is shorter (calloc left our extra members zero). */
+    size_t n = d->struct_size < sizeof p->desc ? d->struct_size : sizeof p->desc;
+    memcpy(&p->desc, d, n);
+    p->handle = handle;
+    p->path = strdup(path);
+    if (p->path == NULL || lb_plugin_check(&p->desc, err) != 0) {
+        if (p->path == NULL)
+            lb_fail(err, path, "out of memory");
+        refuse(err, path, &p->desc);
+        lb_plugin_unload(p);
+        return NULL;
+    }
+    return p;
+}
+
+void lb_plugin_unload(lb_loaded_plugin *p)
+{
+    if (p == NULL)
+        return;
+    close_handle(p->handle);
+    free(p->path);
+    free(p);
+}
+
+/* ---- registry ------------------------------------------------------------- */
+
+struct lb_plugin_registry {
+    lb_loaded_plugin **items;
+    size_t count, cap;
+};
+
+lb_plugin_registry *lb_registry_new(void) { return calloc(1, sizeof(lb_plugin_registry)); }
+
+void lb_registry_free(lb_plugin_registry *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->count; i++)
+        lb_plugin_unload(r->items[i]);
+    free(r->items);
+    free(r);
+}
+
+const lb_loaded_plugin *lb_registry_find(const lb_plugin_registry *r, const char *name)
+{
+    for (size_t i = 0; r != NULL && name != NULL && i < r->count; i++)
+        if (strcmp(r->items[i]->desc.name, name) == 0)
+            return r->items[i];
+    return NULL;
+}
+
+size_t lb_registry_count(const lb_plugin_registry *r) { return r ? r->count : 0; }
+
+const lb_loaded_plugin *lb_registry_at(const lb_plugin_registry *r, size_t i)
+{
+    return r != NULL && i < r->count ? r->items[i] : NULL;
+}
+
+int lb_registry_add(lb_plugin_registry *r, lb_loaded_plugin *p, lb_error *err)
+{
+    const lb_loaded_plugin *taken = lb_registry_find(r, p->desc.name);
+    if (taken != NULL) {
+        lb_fail(err, p->path, "name \"%s\" (version %.32s) is already taken by %.200s (version %.32s)", p->desc.name,
+                p->desc.version ? p->desc.version : "?", taken->path, taken->desc.version ? taken->desc.version : "?");
+        lb_plugin_unload(p);
+        return -1;
+    }
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 8;
+        lb_loaded_plugin **items = realloc(r->items, cap * sizeof *items);
+        if (items == NULL) {
+            lb_plugin_unload(p);
+            return lb_fail(err, NULL, "out of memory");
+        }
+        r->items = items;
+        r->cap = cap;
+    }
+    r->items[r->count++] = p;
+    return 0;
+}
+
+static int is_so(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
+}
+
+/* Loads and registers one file, logging the outcome either way. */
+static bool load_one(lb_plugin_registry *r, const char *path, const lb_core_api *api)
+{
+    lb_error err;
+    lb_error_clear(&err);
+    lb_loaded_plugin *p = lb_plugin_load(path, api, &err);
+    if (p != NULL) {
+        char abi[32];
+        snprintf(abi, sizeof abi, "%u.%u", (unsigned)p->desc.abi_major, (unsigned)p->desc.abi_minor);
+        const char *name = p->desc.name, *version = p->desc.version ? p->desc.version : "";
+        if (lb_registry_add(r, p, &err) == 0) {
+            lb_log(LB_LOG_INFO, "plugin loaded", "plugin", name, "version", version, "abi", abi, "path", path, NULL);
+            return true;
+        }
+    }
+    lb_log(LB_LOG_WARN, "plugin refused", "path", path, "reason", err.message, NULL);
+    return false;
+}
+
+int lb_registry_load_dir(lb_plugin_registry *r, const char *dir, const lb_core_api *api, lb_error *err)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, is_so, alphasort);
+    if (n < 0)
+        return lb_fail(err, dir, "cannot read the plugin folder: %m");
+    int loaded = 0;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name) < (int)sizeof path)
+            loaded += load_one(r, path, api) ? 1 : 0;
+        free(names[i]);
+    }
+    free(names);
+    return loaded;
+}
