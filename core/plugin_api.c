@@ -298,7 +298,7 @@ const char *lb_http_header(const lb_http_resp *resp, const char *name)
         return NULL;
     const lb_header_list *h = resp->priv;
     size_t n = strlen(name);
-    for (size_t i = 0; i < h->count; i++) {
+    for (size_t i = h->count; i-- > 0;) { /* the last occurrence wins, as in http_client.c */
         const char *line = h->lines[i];
         if (strncasecmp(line, name, n) != 0 || line[n] != ':')
             continue;
@@ -368,17 +368,22 @@ static lb_status classify_status(const lb_http_resp *resp)
     return LB_FAIL;
 }
 
-lb_status lb_http_classify(const lb_http_resp *resp, uint32_t *retry_after_ms)
+lb_status lb_http_classify_with(const lb_http_resp *resp, uint32_t *retry_after_ms, lb_header_fn header)
 {
     if (retry_after_ms != NULL)
         *retry_after_ms = 0;
     if (resp == NULL)
         return LB_RETRY;
     lb_status st = classify_status(resp);
-    if (st == LB_RETRY && retry_after_ms != NULL && lb_retry_after_parse(lb_http_header(resp, "Retry-After"),
-                                                                         time(NULL), retry_after_ms) != 0)
+    if (st == LB_RETRY && retry_after_ms != NULL && header != NULL &&
+        lb_retry_after_parse(header(resp, "Retry-After"), time(NULL), retry_after_ms) != 0)
         *retry_after_ms = 0;
     return st;
+}
+
+lb_status lb_http_classify(const lb_http_resp *resp, uint32_t *retry_after_ms)
+{
+    return lb_http_classify_with(resp, retry_after_ms, lb_http_header);
 }
 
 /* ---- settings ------------------------------------------------------------- */
@@ -541,7 +546,7 @@ static int check_given_keys(const lb_plugin *p, lb_settings *s, lb_error *err)
         if (d == NULL) {
             char known[200];
             known_keys(p, known, sizeof known);
-            return lb_fail(err, s->items[i].key, "unknown setting for plugin %s (known: %s)", p->name, known);
+            return lb_fail(err, s->items[i].key, "is not a setting of plugin %s (known: %s)", p->name, known);
         }
         s->items[i].secret = (d->flags & LB_CFG_SECRET) != 0;
     }
@@ -663,8 +668,6 @@ void lb_core_api_fill(lb_core_api *api)
     api->log = lb_api_log;
     api->setting = lb_api_setting;
     api->secret = lb_api_secret;
-    api->http_header = lb_http_header;
-    api->http_classify = lb_http_classify;
     api->json_get = lb_json_get;
     api->json_quote = lb_json_quote;
     api->url_encode = lb_url_encode;

@@ -2,10 +2,12 @@
  * as plain functions shared by the daemon and the plugin test host (lbplug).
  *
  * The daemon and lbplug each fill an lb_core_api with lb_core_api_fill() and
- * then add their own http_request, http_cancel, complete and resource_add.
- *
- * Both HTTP clients must point lb_http_resp.priv at an lb_header_list holding
- * the response's header lines: lb_http_header() reads it from there. */
+ * then add the members that depend on their HTTP client and loop:
+ * http_request, http_cancel, http_header, http_classify, complete and
+ * resource_add. A client that keeps response headers in an lb_header_list
+ * (pointed to by lb_http_resp.priv) can use lb_http_header and
+ * lb_http_classify as they are; another one (core/http_client.c) passes its
+ * own header lookup to lb_http_classify_with. */
 #ifndef LB_PLUGIN_API_H
 #define LB_PLUGIN_API_H
 
@@ -35,14 +37,22 @@ int lb_json_quote(const char *s, char *out, size_t outlen);
 int lb_url_encode(const char *s, char *out, size_t outlen);
 void lb_md5_hex(const char *s, char out[33]);
 
+typedef const char *(*lb_header_fn)(const lb_http_resp *resp, const char *name);
+
+/* The header lookup and classification for responses whose priv is an
+ * lb_header_list. */
 const char *lb_http_header(const lb_http_resp *resp, const char *name);
 lb_status lb_http_classify(const lb_http_resp *resp, uint32_t *retry_after_ms);
+/* The default mapping (see plugin.h), reading Retry-After through `header`:
+ * 2xx OK; 401/403 AUTH; 408, 429, 5xx, a transport error or a status outside
+ * 100-599 RETRY; any other 4xx and 3xx (redirects are never followed) FAIL. */
+lb_status lb_http_classify_with(const lb_http_resp *resp, uint32_t *retry_after_ms, lb_header_fn header);
 /* A Retry-After value (delta-seconds or HTTP-date) as milliseconds after
  * `now`; a date in the past gives 0. Returns 0, or -1 if unparseable. */
 int lb_retry_after_parse(const char *value, time_t now, uint32_t *ms);
 
-/* Fills struct_size, the ABI version and every member above; the caller adds
- * http_request, http_cancel, complete and resource_add. */
+/* Fills struct_size, the ABI version, log, setting, secret, json_get,
+ * json_quote, url_encode and md5_hex; see the top of this file for the rest. */
 void lb_core_api_fill(lb_core_api *api);
 
 /* ---- response headers ------------------------------------------------------ */

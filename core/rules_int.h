@@ -48,10 +48,15 @@ void lb_sb_begin(lb_sandbox *sb);
  * stack; otherwise nothing is, and msg holds the reason. */
 lb_outcome lb_sb_pcall(lb_sandbox *sb, int nargs, int nres, char *msg, size_t cap);
 const char *lb_outcome_name(lb_outcome o);
+/* Calls f(ud, args...) protected, without budgets: for C code that builds
+ * Lua values (any allocation may raise once the state is near its cap).
+ * The nargs values on top are consumed. On error fills err (with field). */
+int lb_sb_protect(lb_sandbox *sb, lua_CFunction f, void *ud, int nargs, const char *field, lb_error *err);
 
 /* rules_view.c */
 void lb_view_open(lua_State *L);            /* registers the metatable */
 void lb_view_push(lua_State *L, json_object *obj); /* a view, or a scalar */
+void lb_view_push_params(lua_State *L, json_object *obj); /* "params are read-only" */
 void lb_helpers_push(lua_State *L);         /* the `lb` helper table */
 
 static inline lb_sandbox *lb_sb_of(lua_State *L)
@@ -96,11 +101,10 @@ typedef struct lb_module {
 } lb_module;
 
 /* rules_schema.c */
-/* Reads and validates the module table at the top of the stack (left there).
- * err->field = m->file. */
-int lb_module_build(lua_State *L, lb_mod_kind kind, const char *file, lb_module *m, lb_error *err);
-/* A custom rule: a function, or a table with test (and optional needs). */
-int lb_custom_build(lua_State *L, const char *file, lb_module *m, lb_error *err);
+/* Validates the chunk result on top of the stack (consumed) and fills m:
+ * a module table, or for LB_MOD_CUSTOM a function or a table with test and
+ * optional needs/label/description. err->field = file. */
+int lb_module_build(lb_sandbox *sb, lb_mod_kind kind, const char *file, lb_module *m, lb_error *err);
 void lb_module_clear(lua_State *L, lb_module *m);
 bool lb_tags_subset(char *const *needs, char *const *carries);
 /* Validates `in` (object or NULL) against m's params, applies defaults and

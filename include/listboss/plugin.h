@@ -133,26 +133,37 @@ typedef struct lb_core_api {
         ;
     /* A non-secret setting (validated and defaulted by the core), or NULL. */
     const char *(*setting)(const lb_settings *s, const char *key);
-    /* Copies a secret setting into buf (NUL-terminated); returns its length or -1. */
+    /* Copies a secret setting into buf (NUL-terminated); returns its length, or
+     * -1 (buf = "") when the key is absent or buf is too small. */
     int (*secret)(const lb_settings *s, const char *key, char *buf, size_t len);
-    /* Starts an HTTP exchange for a call; `done` runs once, on a later loop turn. */
+    /* Starts an HTTP exchange for a call; `done` runs once, on a later loop turn
+     * (never from inside http_request). Returns NULL if the request cannot start,
+     * and then `done` never runs. The handle is spent once `done` starts. */
     lb_http *(*http_request)(lb_call *call, const lb_http_req *req, lb_http_done done, void *ud);
+    /* Drops a request whose `done` has not run yet; `done` then never runs. */
     void (*http_cancel)(lb_http *h);
     /* A response header's value (case-insensitive name), or NULL. */
     const char *(*http_header)(const lb_http_resp *resp, const char *name);
     /* The default mapping: 2xx OK; 408, 429, 5xx, transport errors RETRY (with
      * Retry-After in *retry_after_ms); 401/403 AUTH; other 4xx FAIL. */
     lb_status (*http_classify)(const lb_http_resp *resp, uint32_t *retry_after_ms);
-    /* Finishes a call. Exactly once per call. */
+    /* Finishes a call. Exactly once per call, possibly from inside submit/verify/
+     * list_resources (the core defers the report). Cancel the call's requests
+     * still in flight first: the core drops them and their `done` never runs.
+     * The call handle is invalid afterwards. */
     void (*complete)(lb_call *call, const lb_result *result);
     /* list_resources: adds one pickable item to the call's answer. */
     void (*resource_add)(lb_call *call, const char *id, const char *name);
     /* A value from a JSON text by dotted path ("contact.id", "errors.0.code"):
-     * strings unquoted, numbers and booleans as text. Returns its length, or -1. */
+     * strings unquoted, numbers and booleans as text, objects and arrays as
+     * compact JSON. Returns its length, or -1 (out = "") when absent, null, or
+     * too long for out: a truncated value is never returned. */
     int (*json_get)(const char *json, size_t len, const char *path, char *out, size_t outlen);
-    /* Writes s as a JSON string literal (with quotes) into out; returns the length or -1. */
+    /* Writes s as a JSON string literal (with quotes) into out, or `null` for a
+     * NULL s; returns the length, or -1 (out = "") if it does not fit. */
     int (*json_quote)(const char *s, char *out, size_t outlen);
-    /* Percent-encodes s for a URL path segment or query value; returns the length or -1. */
+    /* Percent-encodes s for a URL path segment or query value (RFC 3986: only
+     * ALPHA DIGIT - . _ ~ kept); returns the length, or -1 (out = "") if it does not fit. */
     int (*url_encode)(const char *s, char *out, size_t outlen);
     /* Lower-case hex MD5 of s (33 bytes with the NUL); Mailchimp's member key. */
     void (*md5_hex)(const char *s, char out[33]);
