@@ -11,11 +11,14 @@
 
 #include "secret.h"
 
+#include <json-c/json.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,16 +34,48 @@
 #define LB_MAX_BODY_MIN ((uint64_t)1024)
 #define LB_MAX_BODY_MAX ((uint64_t)64 * 1024 * 1024)
 #define LB_ACCOUNT_ID_MAX 64
+#define LB_ID_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_-"
+#define LB_PROVIDER_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
+#define LB_SEG_NAME_MAX 100
+#define LB_SEG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.-"
+#define LB_CONCURRENCY_MAX 1024u
+/* Params and options are small documents; deeper nesting is a mistake (or a
+ * table that contains itself), and the limit bounds the recursion. */
+#define LB_PARAMS_MAX_DEPTH 8
+/* The capacity of lb_error.field, for buffers that build field names. */
+#define LB_FIELD_CAP sizeof(((lb_error *)NULL)->field)
 
 #define LB_DEFAULT_LISTEN "127.0.0.1:8080"
 #define LB_DEFAULT_DATABASE "var/listboss.db"
 #define LB_DEFAULT_MAX_BODY ((size_t)256 * 1024)
 #define LB_DEFAULT_LOG_LEVEL "info"
+/* The build passes the installed folders; an ad-hoc build runs from the
+ * source tree, where these relative paths hold the same files. */
+#ifdef LB_PLUGINDIR
+#define LB_DEFAULT_PLUGIN_DIR LB_PLUGINDIR
+#else
+#define LB_DEFAULT_PLUGIN_DIR "plugins"
+#endif
+#ifdef LB_RULESDIR
+#define LB_DEFAULT_RULES_DIR LB_RULESDIR
+#else
+#define LB_DEFAULT_RULES_DIR "rules"
+#endif
 
 static const char *const lb_top_keys[] = {
-    "listen", "database", "max_body", "log_level", "ignore_test_events", "synchronous", "accounts", NULL,
+    "listen",      "database",  "max_body",         "log_level", "ignore_test_events",
+    "synchronous", "plugin_dir", "rules_dir", "custom_rules_dir", "accounts",
+    NULL,
 };
-static const char *const lb_account_keys[] = {"id", "hottok", "api_token", NULL};
+static const char *const lb_account_keys[] = {"id", "hottok", "api_token", "integrations", "segmentations", NULL};
+static const char *const lb_integration_keys[] = {"id", "provider", "settings", "rate", "burst", "concurrency", NULL};
+static const char *const lb_segmentation_keys[] = {
+    "name", "product", "trigger", "conditions", "custom", "integration", "actions", "options", "enabled", NULL,
+};
+/* A rule reference (trigger, condition) and an action: the name key first. */
+static const char *const lb_ref_keys[] = {"id", "params", NULL};
+static const char *const lb_action_keys[] = {"action", "params", NULL};
+static const char *const lb_custom_keys[] = {"file", "inline", NULL};
 static const char *const lb_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 /* The helpers a config may call: pure functions over values. Deliberately
@@ -71,6 +106,10 @@ struct lb_load {
     lb_config *cfg; /* owned; everything allocated hangs off it at once */
     lb_error *err;
     int rc;         /* 0 once validation succeeded */
+    /* The JSON being built for one account's segmentations. A Lua error
+     * (out of memory) can unwind past the code building it, so it is
+     * anchored here and run_sandbox frees it. */
+    json_object *json_pending;
 };
 
 /* ---- the sandboxed Lua state ------------------------------------------ */

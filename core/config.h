@@ -10,10 +10,30 @@
 
 #include "error.h"
 
+/* One connection of an account to an email-marketing provider. Setting
+ * values are kept as written (secret references unresolved): only the
+ * provider's plugin knows which keys are secret, and the core resolves those
+ * when it validates the settings against the plugin's declaration. */
+typedef struct lb_integration_config {
+    char *id;          /* unique within the account: [a-z0-9_-]+ */
+    char *provider;    /* a plugin name, e.g. "mailchimp" */
+    char **keys;       /* settings, n_settings pairs */
+    char **values;
+    size_t n_settings;
+    double rate_per_s; /* overrides; 0 = the provider's documented default */
+    unsigned burst;
+    unsigned concurrency;
+} lb_integration_config;
+
 typedef struct lb_account {
     char *id;        /* short name, unique: [a-z0-9_-]+ */
     char *hottok;    /* resolved secret (literal, env:NAME or file:PATH) */
     char *api_token; /* resolved secret, for POST /v1/events and the admin API */
+    lb_integration_config *integrations;
+    size_t n_integrations;
+    /* The account's segmentation declarations as a JSON array text (the shape
+     * in docs/configuration.md), or NULL when it declares none. */
+    char *segmentations_json;
 } lb_account;
 
 typedef struct lb_config {
@@ -23,6 +43,9 @@ typedef struct lb_config {
     char *log_level;         /* "debug" | "info" | "warn" | "error"; default "info" */
     bool ignore_test_events; /* store Hotmart "send test" deliveries as ignored; default false */
     bool sync_full;          /* SQLite synchronous=FULL (default true); false = NORMAL */
+    char *plugin_dir;        /* provider plugins (*.so); default: the installed plugin folder */
+    char *rules_dir;         /* triggers/ and conditions/; default: the installed rules folder */
+    char *custom_rules_dir;  /* custom condition files; NULL = none */
     lb_account *accounts;    /* at least one */
     size_t n_accounts;
 } lb_config;

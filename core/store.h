@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "event.h"
+#include "job.h"
 
 typedef struct lb_store_event {
     const char *account;
@@ -35,6 +36,20 @@ typedef struct lb_store_options {
     int busy_timeout_ms; /* how long a write waits for another writer's lock */
 } lb_store_options;
 
+/* Receives one stored job; the visitor takes ownership (lb_job_free). */
+typedef void (*lb_job_visit)(lb_job *job, void *ud);
+
+/* A segmentation row; strings are valid during the visit only. */
+typedef struct lb_stored_segmentation {
+    int64_t id;
+    const char *account, *name, *product_id;
+    const char *declaration; /* JSON, the shape of docs/segmentations.md */
+    const char *origin;      /* "config" | "cli" */
+    const char *status;      /* "ok" | "needs_review" | ... */
+    const char *reasons;     /* JSON array */
+} lb_stored_segmentation;
+typedef void (*lb_segmentation_visit)(const lb_stored_segmentation *seg, void *ud);
+
 typedef struct lb_store_ops {
     const char *engine;
     int (*begin)(void *impl, lb_error *err);
@@ -42,6 +57,18 @@ typedef struct lb_store_ops {
     int (*commit)(void *impl, lb_error *err);
     void (*rollback)(void *impl);
     void (*close)(void *impl);
+    int (*put_job)(void *impl, lb_job *job, bool *inserted, lb_error *err);
+    int (*record_outcome)(void *impl, const lb_job_outcome *o, lb_error *err);
+    int (*set_integration_state)(void *impl, const char *account, const char *integration, bool broken,
+                                 const char *reason, lb_error *err);
+    int (*load_pending_jobs)(void *impl, lb_job_visit visit, void *ud, lb_error *err);
+    int (*replay_dead)(void *impl, const char *account, int64_t job_id, int64_t now_ms, int64_t *count,
+                       lb_error *err);
+    int (*put_segmentation)(void *impl, const lb_stored_segmentation *seg, int64_t *id, lb_error *err);
+    int (*delete_segmentation)(void *impl, const char *account, const char *name, bool *deleted, lb_error *err);
+    int (*load_segmentations)(void *impl, lb_segmentation_visit visit, void *ud, lb_error *err);
+    int (*set_segmentation_status)(void *impl, int64_t id, const char *status, const char *reasons_json,
+                                   lb_error *err);
 } lb_store_ops;
 
 typedef struct lb_store {
@@ -62,5 +89,55 @@ static inline int lb_store_put_event(lb_store *s, const lb_store_event *in, lb_s
 }
 static inline int lb_store_commit(lb_store *s, lb_error *err) { return s->ops->commit(s->impl, err); }
 static inline void lb_store_rollback(lb_store *s) { s->ops->rollback(s->impl); }
+
+/* Jobs (the outbox). put_job: inside a transaction; *inserted is false when a
+ * job with the same idempotency key exists (then job->id is not set). */
+static inline int lb_store_put_job(lb_store *s, lb_job *job, bool *inserted, lb_error *err)
+{
+    return s->ops->put_job(s->impl, job, inserted, err);
+}
+/* One attempt's result: the job row, the attempt history and the lead state. */
+static inline int lb_store_record_outcome(lb_store *s, const lb_job_outcome *o, lb_error *err)
+{
+    return s->ops->record_outcome(s->impl, o, err);
+}
+static inline int lb_store_set_integration_state(lb_store *s, const char *account, const char *integration,
+                                                 bool broken, const char *reason, lb_error *err)
+{
+    return s->ops->set_integration_state(s->impl, account, integration, broken, reason, err);
+}
+/* Every job still to run (state ready), in id order. */
+static inline int lb_store_load_pending_jobs(lb_store *s, lb_job_visit visit, void *ud, lb_error *err)
+{
+    return s->ops->load_pending_jobs(s->impl, visit, ud, err);
+}
+/* Dead letters back to ready (job_id 0: all of the account's); *count replayed. */
+static inline int lb_store_replay_dead(lb_store *s, const char *account, int64_t job_id, int64_t now_ms,
+                                       int64_t *count, lb_error *err)
+{
+    return s->ops->replay_dead(s->impl, account, job_id, now_ms, count, err);
+}
+
+/* Segmentations: upsert by (account, name), delete, list, and the
+ * consistency status the checks computed. */
+static inline int lb_store_put_segmentation(lb_store *s, const lb_stored_segmentation *seg, int64_t *id,
+                                            lb_error *err)
+{
+    return s->ops->put_segmentation(s->impl, seg, id, err);
+}
+static inline int lb_store_delete_segmentation(lb_store *s, const char *account, const char *name, bool *deleted,
+                                               lb_error *err)
+{
+    return s->ops->delete_segmentation(s->impl, account, name, deleted, err);
+}
+static inline int lb_store_load_segmentations(lb_store *s, lb_segmentation_visit visit, void *ud, lb_error *err)
+{
+    return s->ops->load_segmentations(s->impl, visit, ud, err);
+}
+static inline int lb_store_set_segmentation_status(lb_store *s, int64_t id, const char *status,
+                                                   const char *reasons_json, lb_error *err)
+{
+    return s->ops->set_segmentation_status(s->impl, id, status, reasons_json, err);
+}
 
 #endif

@@ -5,6 +5,7 @@
  * an append-only list of migrations keyed by PRAGMA user_version, each applied
  * in its own transaction. */
 #include "store_sqlite.h"
+#include "store_sqlite_int.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -15,11 +16,7 @@
 
 #include <sqlite3.h>
 
-typedef struct sqlite_store {
-    sqlite3 *db;
-    sqlite3_stmt *begin, *commit, *rollback, *insert_event, *find_event;
-    bool in_tx;
-} sqlite_store;
+
 
 /* Append only: never edit a migration that has shipped. */
 static const char *const migrations[] = {
@@ -44,9 +41,69 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX events_by_lead ON events (account, lead_email);"
     "CREATE INDEX events_by_product ON events (account, product_id, type);",
+    /* 2: segmentations, the outbox, attempts, lead and integration state */
+    "CREATE TABLE segmentations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  product_id TEXT NOT NULL,"
+    "  declaration TEXT NOT NULL,"
+    "  origin TEXT NOT NULL CHECK (origin IN ('config','cli')),"
+    "  status TEXT NOT NULL DEFAULT 'ok',"
+    "  reasons TEXT NOT NULL DEFAULT '[]',"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE (account, name)"
+    ");"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  integration TEXT NOT NULL,"
+    "  lead_email TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  params TEXT NOT NULL,"
+    "  lead TEXT NOT NULL,"
+    "  idempotency_key TEXT NOT NULL UNIQUE,"
+    "  event_id INTEGER NOT NULL,"
+    "  segmentation_id INTEGER NOT NULL,"
+    "  action_index INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('ready','done','dead')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  last_status INTEGER,"
+    "  last_reason TEXT"
+    ");"
+    "CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'ready';"
+    "CREATE INDEX jobs_dead ON jobs (account, id) WHERE state = 'dead';"
+    "CREATE TABLE job_attempts ("
+    "  job_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  http_status INTEGER,"
+    "  outcome TEXT NOT NULL,"
+    "  reason TEXT"
+    ");"
+    "CREATE INDEX job_attempts_by_job ON job_attempts (job_id);"
+    "CREATE TABLE lead_state ("
+    "  account TEXT NOT NULL,"
+    "  integration TEXT NOT NULL,"
+    "  lead_email TEXT NOT NULL,"
+    "  contact_ref TEXT,"
+    "  memberships TEXT NOT NULL DEFAULT '[]',"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (account, integration, lead_email)"
+    ");"
+    "CREATE TABLE integration_state ("
+    "  account TEXT NOT NULL,"
+    "  integration TEXT NOT NULL,"
+    "  broken INTEGER NOT NULL,"
+    "  reason TEXT,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (account, integration)"
+    ");",
 };
 
-static int fail_db(lb_error *err, sqlite3 *db, const char *what)
+int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
 {
     return lb_fail(err, "", "%s: %s", what, db ? sqlite3_errmsg(db) : "cannot allocate");
 }
@@ -89,7 +146,7 @@ static int migrate(sqlite3 *db, lb_error *err)
     const int latest = (int)(sizeof migrations / sizeof *migrations);
     int current = user_version(db);
     if (current < 0)
-        return fail_db(err, db, "reading schema version");
+        return lb_sqlite_fail(err, db, "reading schema version");
     if (current > latest)
         return lb_fail(err, "database", "schema version %d is newer than this listbossd (%d)", current, latest);
     for (int v = current; v < latest; v++) {
@@ -122,7 +179,7 @@ static int prepare_all(sqlite_store *s, lb_error *err)
     };
     for (size_t i = 0; i < sizeof list / sizeof *list; i++)
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL) != SQLITE_OK)
-            return fail_db(err, s->db, "preparing statements");
+            return lb_sqlite_fail(err, s->db, "preparing statements");
     return 0;
 }
 
@@ -134,6 +191,8 @@ static void sqlite_close(void *impl)
     sqlite3_stmt *all[] = {s->begin, s->commit, s->rollback, s->insert_event, s->find_event};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]);
+    for (size_t i = 0; i < LB_SQLITE_CACHED_MAX; i++)
+        sqlite3_finalize(s->cached[i]);
     sqlite3_close_v2(s->db);
     free(s);
 }
@@ -165,17 +224,17 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
 }
 
 /* Runs a statement without result rows and resets it. */
-static int step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err)
+int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail_db(err, s->db, what);
+    return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, what);
 }
 
 static int sqlite_begin(void *impl, lb_error *err)
 {
     sqlite_store *s = impl;
-    if (step_done(s, s->begin, "begin", err))
+    if (lb_sqlite_step_done(s, s->begin, "begin", err))
         return -1;
     s->in_tx = true;
     return 0;
@@ -184,7 +243,7 @@ static int sqlite_begin(void *impl, lb_error *err)
 static int sqlite_commit(void *impl, lb_error *err)
 {
     sqlite_store *s = impl;
-    if (step_done(s, s->commit, "commit", err))
+    if (lb_sqlite_step_done(s, s->commit, "commit", err))
         return -1; /* still in the transaction: the caller rolls back */
     s->in_tx = false;
     return 0;
@@ -194,11 +253,11 @@ static void sqlite_rollback(void *impl)
 {
     sqlite_store *s = impl;
     if (sqlite3_get_autocommit(s->db) == 0)
-        step_done(s, s->rollback, "rollback", NULL);
+        lb_sqlite_step_done(s, s->rollback, "rollback", NULL);
     s->in_tx = false;
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -217,7 +276,7 @@ static int find_existing(sqlite_store *s, const lb_store_event *in, int64_t *id,
         *id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW ? 0 : fail_db(err, s->db, "looking up a duplicate");
+    return rc == SQLITE_ROW ? 0 : lb_sqlite_fail(err, s->db, "looking up a duplicate");
 }
 
 static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_result *out, lb_error *err)
@@ -230,8 +289,8 @@ static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_r
     sqlite3_bind_text(st, 3, ev->source_event_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, ev->type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, ev->source_type, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 6, ev->product_id);
-    bind_text_or_null(st, 7, ev->lead_email);
+    lb_sqlite_bind_text_or_null(st, 6, ev->product_id);
+    lb_sqlite_bind_text_or_null(st, 7, ev->lead_email);
     if (ev->occurred_at_ms)
         sqlite3_bind_int64(st, 8, ev->occurred_at_ms);
     else
@@ -252,7 +311,7 @@ static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_r
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE)
-        return fail_db(err, s->db, "storing an event");
+        return lb_sqlite_fail(err, s->db, "storing an event");
     if (inserted)
         return 0;
     out->duplicate = true;
@@ -266,4 +325,23 @@ const lb_store_ops lb_store_sqlite_ops = {
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
     .close = sqlite_close,
+    .put_job = lb_sqlite_put_job,
+    .record_outcome = lb_sqlite_record_outcome,
+    .set_integration_state = lb_sqlite_set_integration_state,
+    .load_pending_jobs = lb_sqlite_load_pending_jobs,
+    .replay_dead = lb_sqlite_replay_dead,
+    .put_segmentation = lb_sqlite_put_segmentation,
+    .delete_segmentation = lb_sqlite_delete_segmentation,
+    .load_segmentations = lb_sqlite_load_segmentations,
+    .set_segmentation_status = lb_sqlite_set_segmentation_status,
 };
+
+sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err)
+{
+    if (!s->cached[slot] &&
+        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->cached[slot], NULL) != SQLITE_OK) {
+        lb_sqlite_fail(err, s->db, "preparing a statement");
+        return NULL;
+    }
+    return s->cached[slot];
+}

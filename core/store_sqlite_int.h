@@ -1,0 +1,54 @@
+/* store_sqlite_int.h: what the SQLite store's files share (private). */
+#ifndef LB_STORE_SQLITE_INT_H
+#define LB_STORE_SQLITE_INT_H
+
+#include <stdbool.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Statements prepared on first use, by slot. */
+enum lb_sqlite_cached {
+    LB_SQ_INSERT_JOB,
+    LB_SQ_UPDATE_JOB,
+    LB_SQ_INSERT_ATTEMPT,
+    LB_SQ_GET_LEAD,
+    LB_SQ_PUT_LEAD,
+    LB_SQ_PUT_INTEGRATION,
+    LB_SQ_PENDING_JOBS,
+    LB_SQ_PUT_SEGMENTATION,
+    LB_SQ_LOAD_SEGMENTATIONS,
+    LB_SQ_SEGMENTATION_STATUS,
+    LB_SQLITE_CACHED_MAX
+};
+
+typedef struct sqlite_store {
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *rollback, *insert_event, *find_event;
+    sqlite3_stmt *cached[LB_SQLITE_CACHED_MAX];
+    bool in_tx;
+} sqlite_store;
+
+int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what);
+int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err);
+void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
+/* The cached statement for a slot, prepared from sql the first time; NULL on error. */
+sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err);
+
+/* store_sqlite_jobs.c */
+int lb_sqlite_put_job(void *impl, lb_job *job, bool *inserted, lb_error *err);
+int lb_sqlite_record_outcome(void *impl, const lb_job_outcome *o, lb_error *err);
+int lb_sqlite_set_integration_state(void *impl, const char *account, const char *integration, bool broken,
+                                    const char *reason, lb_error *err);
+int lb_sqlite_load_pending_jobs(void *impl, lb_job_visit visit, void *ud, lb_error *err);
+int lb_sqlite_replay_dead(void *impl, const char *account, int64_t job_id, int64_t now_ms, int64_t *count,
+                          lb_error *err);
+
+/* store_sqlite_segs.c */
+int lb_sqlite_put_segmentation(void *impl, const lb_stored_segmentation *seg, int64_t *id, lb_error *err);
+int lb_sqlite_delete_segmentation(void *impl, const char *account, const char *name, bool *deleted, lb_error *err);
+int lb_sqlite_load_segmentations(void *impl, lb_segmentation_visit visit, void *ud, lb_error *err);
+int lb_sqlite_set_segmentation_status(void *impl, int64_t id, const char *status, const char *reasons_json,
+                                      lb_error *err);
+
+#endif
