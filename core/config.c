@@ -255,6 +255,12 @@ static int raw_field(lua_State *L, int t, const char *key)
     return lua_rawget(L, t);
 }
 
+/* field = "owner.key", or "key" alone at the top level (owner ""). */
+static void field_join(char *field, size_t cap, const char *owner, const char *key)
+{
+    snprintf(field, cap, "%s%s%s", owner, *owner ? "." : "", key);
+}
+
 static int fail_type(lua_State *L, const char *field, const char *expected, lb_error *err)
 {
     return lb_fail(err, field, "expected %s, got %s", expected, luaL_typename(L, -1));
@@ -296,6 +302,80 @@ static int opt_string(lua_State *L, int t, const char *key, const char *def, cha
     return rc;
 }
 
+/* Reads required string key `key` of table t; returns the Lua-owned string
+ * (valid while t holds it) or NULL with err naming "owner.key". */
+static const char *req_string(lua_State *L, int t, const char *owner, const char *key, lb_error *err)
+{
+    char field[sizeof err->field];
+    field_join(field, sizeof field, owner, key);
+    int type = raw_field(L, t, key);
+    const char *s = NULL;
+    if (type == LUA_TNIL)
+        lb_fail(err, field, "is required");
+    else if (type != LUA_TSTRING)
+        fail_type(L, field, "a string", err);
+    else
+        s = top_cstring(L, field, err);
+    lua_pop(L, 1); /* s stays valid: table t still references the string */
+    return s;
+}
+
+/* Same, refusing "": for names and ids, where empty is always a mistake. */
+static const char *req_nonempty(lua_State *L, int t, const char *owner, const char *key, lb_error *err)
+{
+    const char *s = req_string(L, t, owner, key, err);
+    if (s && !*s) {
+        char field[sizeof err->field];
+        field_join(field, sizeof field, owner, key);
+        lb_fail(err, field, "must not be empty");
+        return NULL;
+    }
+    return s;
+}
+
+/* 1 to `max` characters, all from `chars`. */
+static bool valid_name(const char *s, size_t max, const char *chars)
+{
+    size_t len = strlen(s);
+    return len >= 1 && len <= max && strspn(s, chars) == len;
+}
+
+/* An array has exactly the keys 1..n: a named key or a hole is a typo that
+ * would otherwise drop an entry silently. */
+static int check_array(lua_State *L, int t, size_t n, const char *field, lb_error *err)
+{
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        count++;
+        if (k < 1 || (lua_Unsigned)k > n) {
+            lua_pop(L, 1);
+            return lb_fail(err, field, "must be a list { {...}, {...} } without named keys or gaps");
+        }
+    }
+    return count == n ? 0 : lb_fail(err, field, "must be a list { {...}, {...} } without named keys or gaps");
+}
+
+/* Pushes optional list key `key` of table t (nil when absent, then *n = 0)
+ * after checking it is a list; on error nothing stays pushed. */
+static int push_list(lua_State *L, int t, const char *key, const char *field, size_t *n, lb_error *err)
+{
+    int type = raw_field(L, t, key);
+    *n = 0;
+    if (type == LUA_TNIL)
+        return 0;
+    int rc = type == LUA_TTABLE ? 0 : fail_type(L, field, "a list { {...}, {...} }", err);
+    if (rc == 0) {
+        *n = (size_t)lua_rawlen(L, -1);
+        rc = check_array(L, lua_gettop(L), *n, field, err);
+    }
+    if (rc != 0)
+        lua_pop(L, 1);
+    return rc;
+}
+
 /* Checks that every key of table t is a string listed in `allowed`. Reports
  * the alphabetically first offender so the error does not depend on Lua's
  * table order. `owner` is "" for the top level, "accounts[2]" for an account. */
@@ -320,7 +400,7 @@ static int check_keys(lua_State *L, int t, const char *const *allowed, const cha
     if (!unknown)
         return 0;
     char field[sizeof err->field];
-    snprintf(field, sizeof field, "%s%s%s", owner, *owner ? "." : "", unknown);
+    field_join(field, sizeof field, owner, unknown);
     return lb_fail(err, field, "unknown key");
 }
 
@@ -451,40 +531,738 @@ static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
     return 0;
 }
 
-/* ---- accounts ------------------------------------------------------------ */
-
-static bool valid_account_id(const char *id)
+/* Reads optional folder key `key` into *out: `def` when absent (NULL def:
+ * stays NULL). An empty path would silently mean the working directory. */
+static int read_dir(lua_State *L, int env, const char *key, const char *def, char **out, lb_error *err)
 {
-    size_t len = strlen(id);
-    return len >= 1 && len <= LB_ACCOUNT_ID_MAX &&
-           strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
+    int type = raw_field(L, env, key);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL && !def)
+        return 0;
+    if (opt_string(L, env, key, def, out, err) != 0)
+        return -1;
+    return **out ? 0 : lb_fail(err, key, "must not be empty");
 }
 
-/* Reads required string key `key` of account table t (1-based number `n`);
- * returns the Lua-owned string or NULL with err. */
-static const char *account_string(lua_State *L, int t, size_t n, const char *key, lb_error *err)
+static int read_dirs(lua_State *L, int env, lb_config *cfg, lb_error *err)
+{
+    if (read_dir(L, env, "plugin_dir", LB_DEFAULT_PLUGIN_DIR, &cfg->plugin_dir, err) != 0 ||
+        read_dir(L, env, "rules_dir", LB_DEFAULT_RULES_DIR, &cfg->rules_dir, err) != 0)
+        return -1;
+    return read_dir(L, env, "custom_rules_dir", NULL, &cfg->custom_rules_dir, err);
+}
+
+/* ---- numbers and keys shared by settings and params ---------------------- */
+
+/* The shortest "%g" text that reads back as d, so 0.1 is "0.1" rather than
+ * its 17-digit expansion. */
+static void format_double(double d, char *buf, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
+/* Whether the float d is a whole number that int64 holds exactly. */
+static bool float_is_int64(double d, int64_t *out)
+{
+    if (!(d >= -0x1p63 && d < 0x1p63)) /* also false for NaN */
+        return false;
+    *out = (int64_t)d;
+    return (double)*out == d;
+}
+
+/* The text of the number at idx: whole numbers without a decimal point
+ * ("10", even when computed as 10.0), others in shortest form ("0.5"). */
+static int number_text(lua_State *L, int idx, const char *field, char *buf, size_t cap, lb_error *err)
+{
+    int64_t whole;
+    if (lua_isinteger(L, idx)) {
+        snprintf(buf, cap, "%lld", (long long)lua_tointeger(L, idx));
+        return 0;
+    }
+    double d = lua_tonumber(L, idx);
+    if (!isfinite(d))
+        return lb_fail(err, field, "must be a finite number");
+    if (float_is_int64(d, &whole))
+        snprintf(buf, cap, "%lld", (long long)whole);
+    else
+        format_double(d, buf, cap);
+    return 0;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Pushes t's keys, sorted, as a userdata array of Lua-owned strings (valid
+ * while t holds them): sorted so that what the core sees never depends on
+ * Lua's hash order, a userdata so that a Lua error cannot leak it. Fails,
+ * with nothing pushed, on a key that is not a string or holds a NUL byte. */
+static const char **push_sorted_keys(lua_State *L, int t, const char *field, size_t *n, lb_error *err)
+{
+    size_t count = 0, len;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        const char *type = luaL_typename(L, -1);
+        bool is_string = lua_type(L, -1) == LUA_TSTRING;
+        if (!is_string || strlen(lua_tolstring(L, -1, &len)) != len) {
+            lua_pop(L, 1);
+            if (is_string)
+                lb_fail(err, field, "keys must not contain NUL bytes");
+            else
+                lb_fail(err, field, "keys must be names, found a %s key", type);
+            return NULL;
+        }
+        count++;
+    }
+    const char **keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        keys[i++] = lua_tostring(L, -1);
+    }
+    qsort(keys, count, sizeof *keys, compare_keys);
+    *n = count;
+    return keys;
+}
+
+/* Copies required key `key` of t into *out: 1 to LB_ACCOUNT_ID_MAX
+ * characters from `chars`, described to the user as `what`. */
+static int read_ident(lua_State *L, int t, const char *owner, const char *key, const char *chars,
+                      const char *what, char **out, lb_error *err)
 {
     char field[sizeof err->field];
-    snprintf(field, sizeof field, "accounts[%zu].%s", n, key);
+    field_join(field, sizeof field, owner, key);
+    const char *s = req_string(L, t, owner, key, err);
+    if (!s)
+        return -1;
+    if (!valid_name(s, LB_ACCOUNT_ID_MAX, chars))
+        return lb_fail(err, field, "must be 1 to %d characters from %s", LB_ACCOUNT_ID_MAX, what);
+    return dup_into(s, field, out, err);
+}
+
+/* ---- integrations ---------------------------------------------------------- */
+
+/* The readers taking a table index t from here on are called with t on top
+ * of the stack, and leave the stack as they found it. */
+
+/* The text a setting is stored as: a string as written (a secret reference
+ * stays a reference: only the plugin knows which keys are secret), numbers
+ * and booleans as their text. The value is never quoted in an error: it may
+ * be a literal secret. */
+static int setting_text(lua_State *L, const char *field, char **out, lb_error *err)
+{
+    char num[64];
+    const char *text = NULL;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING:
+        text = top_cstring(L, field, err);
+        break;
+    case LUA_TNUMBER:
+        text = number_text(L, -1, field, num, sizeof num, err) == 0 ? num : NULL;
+        break;
+    case LUA_TBOOLEAN:
+        text = lua_toboolean(L, -1) ? "true" : "false";
+        break;
+    default:
+        return fail_type(L, field, "a string, number or boolean", err);
+    }
+    return text ? dup_into(text, field, out, err) : -1;
+}
+
+/* Fills ic's settings, sorted by name, from the table at index s. */
+static int fill_settings(lua_State *L, int s, const char *field, lb_integration_config *ic, lb_error *err)
+{
+    size_t n;
+    const char **keys = push_sorted_keys(L, s, field, &n, err);
+    if (!keys || n == 0)
+        return keys ? 0 : -1;
+    if (!*keys[0]) /* sorted: an empty name comes first */
+        return lb_fail(err, field, "a setting name must not be empty");
+    ic->keys = calloc(n, sizeof *ic->keys);
+    ic->values = calloc(n, sizeof *ic->values);
+    if (!ic->keys || !ic->values)
+        return lb_fail(err, field, "out of memory");
+    ic->n_settings = n; /* now, so lb_config_free sees partial settings */
+    for (size_t i = 0; i < n; i++) {
+        char item[sizeof err->field];
+        field_join(item, sizeof item, field, keys[i]);
+        lua_pushstring(L, keys[i]);
+        lua_rawget(L, s);
+        int rc = setting_text(L, item, &ic->values[i], err);
+        lua_pop(L, 1);
+        if (rc != 0 || dup_into(keys[i], item, &ic->keys[i], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int read_settings(lua_State *L, int t, const char *owner, lb_integration_config *ic, lb_error *err)
+{
+    char field[sizeof err->field];
+    field_join(field, sizeof field, owner, "settings");
+    int type = raw_field(L, t, "settings");
+    int rc = 0;
+    if (type == LUA_TTABLE)
+        rc = fill_settings(L, lua_gettop(L), field, ic, err);
+    else if (type != LUA_TNIL)
+        rc = fail_type(L, field, "a table of names to strings, numbers or booleans", err);
+    lua_settop(L, t);
+    return rc;
+}
+
+/* Optional key `key` of t, a whole number from min to max; 0 when absent
+ * (the provider's default). */
+static int opt_uint(lua_State *L, int t, const char *owner, const char *key, unsigned min, unsigned max,
+                    unsigned *out, lb_error *err)
+{
+    char field[sizeof err->field];
+    field_join(field, sizeof field, owner, key);
     int type = raw_field(L, t, key);
-    const char *s = NULL;
-    if (type == LUA_TNIL)
-        lb_fail(err, field, "is required");
-    else if (type != LUA_TSTRING)
-        fail_type(L, field, "a string", err);
+    int exact = 0, rc = 0;
+    lua_Integer v = type == LUA_TNUMBER ? lua_tointegerx(L, -1, &exact) : 0;
+    if (type == LUA_TNUMBER && (!exact || v < (lua_Integer)min || v > (lua_Integer)max))
+        rc = lb_fail(err, field, "must be a whole number from %u to %u", min, max);
+    else if (type != LUA_TNUMBER && type != LUA_TNIL)
+        rc = fail_type(L, field, "a whole number", err);
+    lua_pop(L, 1);
+    *out = rc == 0 ? (unsigned)v : 0;
+    return rc;
+}
+
+/* Optional requests per second, > 0; 0 when absent (the provider's default). */
+static int opt_rate(lua_State *L, int t, const char *owner, double *out, lb_error *err)
+{
+    char field[sizeof err->field];
+    field_join(field, sizeof field, owner, "rate");
+    int type = raw_field(L, t, "rate");
+    double d = type == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    int rc = 0;
+    if (type == LUA_TNUMBER && !(isfinite(d) && d > 0))
+        rc = lb_fail(err, field, "must be a number of requests per second greater than 0");
+    else if (type != LUA_TNUMBER && type != LUA_TNIL)
+        rc = fail_type(L, field, "a number (requests per second)", err);
+    lua_pop(L, 1);
+    *out = rc == 0 ? d : 0;
+    return rc;
+}
+
+/* Fills ic from the table on top of the stack, named `owner`. */
+static int read_integration(lua_State *L, const char *owner, lb_integration_config *ic, lb_error *err)
+{
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+        return fail_type(L, owner, "a table { id = ..., provider = ... }", err);
+    if (check_keys(L, t, lb_integration_keys, owner, err) != 0 ||
+        read_ident(L, t, owner, "id", LB_ID_CHARS, "a-z, 0-9, '_' and '-'", &ic->id, err) != 0 ||
+        read_ident(L, t, owner, "provider", LB_PROVIDER_CHARS, "a-z, 0-9 and '_'", &ic->provider, err) != 0 ||
+        read_settings(L, t, owner, ic, err) != 0 || opt_rate(L, t, owner, &ic->rate_per_s, err) != 0 ||
+        opt_uint(L, t, owner, "burst", 1, UINT_MAX, &ic->burst, err) != 0)
+        return -1;
+    return opt_uint(L, t, owner, "concurrency", 1, LB_CONCURRENCY_MAX, &ic->concurrency, err);
+}
+
+/* Segmentations name their integration by id, so ids are unique per account.
+ * `list` is the field of the account's list, "accounts[1].integrations". */
+static int check_integration_unique(const lb_account *acc, size_t j, const char *list, lb_error *err)
+{
+    for (size_t i = 0; i < j; i++) {
+        if (strcmp(acc->integrations[i].id, acc->integrations[j].id) == 0) {
+            char field[sizeof err->field];
+            snprintf(field, sizeof field, "%s[%zu].id", list, j + 1);
+            return lb_fail(err, field, "duplicate integration id \"%s\" (also %s[%zu])", acc->integrations[j].id,
+                           list, i + 1);
+        }
+    }
+    return 0;
+}
+
+static int read_integrations(lua_State *L, int t, const char *owner, lb_account *acc, lb_error *err)
+{
+    char field[sizeof err->field], item[sizeof err->field];
+    field_join(field, sizeof field, owner, "integrations");
+    size_t n;
+    if (push_list(L, t, "integrations", field, &n, err) != 0)
+        return -1;
+    int list = lua_gettop(L), rc = 0;
+    if (n > 0) {
+        acc->integrations = calloc(n, sizeof *acc->integrations);
+        rc = acc->integrations ? 0 : lb_fail(err, field, "out of memory");
+        acc->n_integrations = acc->integrations ? n : 0; /* now: lb_config_free sees partial entries */
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        snprintf(item, sizeof item, "%s[%zu]", field, i + 1);
+        lua_rawgeti(L, list, (lua_Integer)i + 1);
+        rc = read_integration(L, item, &acc->integrations[i], err);
+        lua_settop(L, list);
+        if (rc == 0)
+            rc = check_integration_unique(acc, i, field, err);
+    }
+    lua_settop(L, t);
+    return rc;
+}
+
+/* ---- params and options: Lua tables to JSON ------------------------------ */
+
+/* Each JSON container is attached to its parent before it is filled, so
+ * everything built so far hangs off the account's array (which
+ * lb_load.json_pending anchors) whatever fails next. */
+
+/* Adds child to parent under key (an object) or at its end (an array, key
+ * NULL); owns child either way. child NULL means json-c ran out of memory. */
+static int json_attach(json_object *parent, const char *key, json_object *child, const char *field,
+                       lb_error *err)
+{
+    if (child && (key ? json_object_object_add(parent, key, child) : json_object_array_add(parent, child)) == 0)
+        return 0;
+    json_object_put(child);
+    return lb_fail(err, field, "out of memory");
+}
+
+/* Appends ".key" (or "[index]" when key is NULL) to path, a field name of
+ * LB_FIELD_CAP bytes; returns the old length, to cut back to. */
+static size_t path_push(char *path, const char *key, size_t index)
+{
+    size_t len = strlen(path);
+    if (key)
+        snprintf(path + len, LB_FIELD_CAP - len, ".%s", key);
     else
-        s = top_cstring(L, field, err);
-    lua_pop(L, 1); /* s stays valid: table t still references the string */
+        snprintf(path + len, LB_FIELD_CAP - len, "[%zu]", index);
+    return len;
+}
+
+/* Whether table t is a non-empty list: its keys are exactly 1..n. */
+static bool table_is_list(lua_State *L, int t, size_t *n)
+{
+    size_t count = 0;
+    lua_Integer max = 0;
+    bool list = true;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        count++;
+        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        list = list && k >= 1;
+        max = k > max ? k : max;
+    }
+    *n = count;
+    /* count distinct keys, all in 1..max, and max == count: exactly 1..n */
+    return list && count > 0 && (lua_Unsigned)max == count;
+}
+
+static int params_value(lua_State *L, char *path, json_object *parent, const char *key, int depth,
+                        lb_error *err);
+
+static int params_list(lua_State *L, int t, size_t n, char *path, json_object *arr, int depth, lb_error *err)
+{
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, t, (lua_Integer)i);
+        size_t mark = path_push(path, NULL, i);
+        int rc = params_value(L, path, arr, NULL, depth, err);
+        path[mark] = '\0';
+        lua_settop(L, t);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int params_object(lua_State *L, int t, char *path, json_object *obj, int depth, lb_error *err)
+{
+    size_t n;
+    const char **keys = push_sorted_keys(L, t, path, &n, err);
+    int rc = keys ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        lua_pushstring(L, keys[i]);
+        lua_rawget(L, t);
+        size_t mark = path_push(path, keys[i], 0);
+        rc = params_value(L, path, obj, keys[i], depth, err);
+        path[mark] = '\0';
+        lua_pop(L, 1);
+    }
+    lua_settop(L, t);
+    return rc;
+}
+
+/* The table on top, `depth` levels deep (a params table itself is 1). The
+ * depth limit also stops a table that contains itself. An empty table is an
+ * object: Lua cannot tell {} from an empty list. */
+static int params_table(lua_State *L, char *path, json_object *parent, const char *key, int depth,
+                        lb_error *err)
+{
+    int t = lua_gettop(L);
+    size_t n;
+    if (depth > LB_PARAMS_MAX_DEPTH)
+        return lb_fail(err, path, "tables nested deeper than %d levels", LB_PARAMS_MAX_DEPTH);
+    bool list = table_is_list(L, t, &n);
+    json_object *child = list ? json_object_new_array() : json_object_new_object();
+    if (json_attach(parent, key, child, path, err) != 0)
+        return -1;
+    if (list)
+        return params_list(L, t, n, path, child, depth + 1, err);
+    return params_object(L, t, path, child, depth + 1, err);
+}
+
+/* A finite number: a JSON integer when whole, else a double in its
+ * shortest text. */
+static json_object *json_number(lua_State *L, int idx)
+{
+    int64_t whole;
+    if (lua_isinteger(L, idx))
+        return json_object_new_int64(lua_tointeger(L, idx));
+    double d = lua_tonumber(L, idx);
+    if (float_is_int64(d, &whole))
+        return json_object_new_int64(whole);
+    char text[32];
+    format_double(d, text, sizeof text);
+    return json_object_new_double_s(d, text);
+}
+
+/* Converts the value on top of the stack (field `path`) and adds it to parent. */
+static int params_value(lua_State *L, char *path, json_object *parent, const char *key, int depth,
+                        lb_error *err)
+{
+    const char *s;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING:
+        s = top_cstring(L, path, err);
+        return s ? json_attach(parent, key, json_object_new_string(s), path, err) : -1;
+    case LUA_TNUMBER:
+        if (!lua_isinteger(L, -1) && !isfinite(lua_tonumber(L, -1)))
+            return lb_fail(err, path, "must be a finite number");
+        return json_attach(parent, key, json_number(L, -1), path, err);
+    case LUA_TBOOLEAN:
+        return json_attach(parent, key, json_object_new_boolean(lua_toboolean(L, -1)), path, err);
+    case LUA_TTABLE:
+        return params_table(L, path, parent, key, depth, err);
+    default:
+        return fail_type(L, path, "a string, number, boolean or table", err);
+    }
+}
+
+/* Converts optional key `key` of t (a params or options table) into a JSON
+ * object of the same name in obj; absent is {}. Named values only: the core
+ * looks parameters up by name, so a list here is a mistake. */
+static int read_params(lua_State *L, int t, const char *owner, const char *key, json_object *obj, lb_error *err)
+{
+    char path[LB_FIELD_CAP];
+    field_join(path, sizeof path, owner, key);
+    int type = raw_field(L, t, key);
+    size_t n;
+    int rc;
+    if (type == LUA_TNIL)
+        rc = json_attach(obj, key, json_object_new_object(), path, err);
+    else if (type != LUA_TTABLE)
+        rc = fail_type(L, path, "a table of named values", err);
+    else if (table_is_list(L, lua_gettop(L), &n))
+        rc = lb_fail(err, path, "expected a table of named values, got a list");
+    else
+        rc = params_table(L, path, obj, key, 1, err);
+    lua_settop(L, t);
+    return rc;
+}
+
+/* ---- segmentations ----------------------------------------------------------- */
+
+/* One segmentation being read. The loader checks its shape only; whether the
+ * trigger, conditions and actions exist is the core's business, against the
+ * rules and the plugins. */
+struct lb_seg {
+    lua_State *L;
+    int t;                    /* its table, on top of the stack */
+    char owner[LB_FIELD_CAP]; /* "accounts[1].segmentations[2]" */
+    const char *account;      /* "accounts[1]" */
+    const lb_account *acc;    /* its integrations are already read */
+    json_object *all;         /* the account's array, this entry included */
+    size_t index;             /* 0-based position in `all` */
+    json_object *obj;         /* this entry */
+    lb_error *err;
+};
+
+/* The string on top, refusing "" (field named). */
+static const char *top_nonempty(lua_State *L, const char *field, lb_error *err)
+{
+    const char *s = top_cstring(L, field, err);
+    if (s && !*s) {
+        lb_fail(err, field, "must not be empty");
+        return NULL;
+    }
     return s;
 }
 
-static int resolve_account_secret(lua_State *L, int t, size_t n, const char *key, char **out, lb_error *err)
+static int seg_name(struct lb_seg *s)
 {
-    const char *ref = account_string(L, t, n, key, err);
+    char field[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, "name");
+    const char *name = req_string(s->L, s->t, s->owner, "name", s->err);
+    if (!name)
+        return -1;
+    if (!valid_name(name, LB_SEG_NAME_MAX, LB_SEG_NAME_CHARS))
+        return lb_fail(s->err, field, "must be 1 to %d characters from A-Z, a-z, 0-9, space, '_', '.' and '-'",
+                       LB_SEG_NAME_MAX);
+    for (size_t i = 0; i < s->index; i++) {
+        json_object *prev = json_object_object_get(json_object_array_get_idx(s->all, i), "name");
+        if (strcmp(json_object_get_string(prev), name) == 0)
+            return lb_fail(s->err, field, "duplicate segmentation name \"%.64s\" (also %s.segmentations[%zu])", name,
+                           s->account, i + 1);
+    }
+    return json_attach(s->obj, "name", json_object_new_string(name), field, s->err);
+}
+
+/* Hotmart product ids are numbers but arrive as text in some payloads, so
+ * the core compares text: an integer is stored as its decimal digits. */
+static int seg_product(struct lb_seg *s)
+{
+    char field[LB_FIELD_CAP], digits[32];
+    field_join(field, sizeof field, s->owner, "product");
+    int type = raw_field(s->L, s->t, "product");
+    const char *product = digits;
+    int exact = 0;
+    if (type == LUA_TNIL)
+        return lb_fail(s->err, field, "is required");
+    if (type == LUA_TSTRING) {
+        product = top_nonempty(s->L, field, s->err);
+    } else if (type == LUA_TNUMBER) {
+        lua_Integer id = lua_tointegerx(s->L, -1, &exact);
+        if (!exact || id < 1)
+            return lb_fail(s->err, field, "expected a positive whole number or a string");
+        snprintf(digits, sizeof digits, "%lld", (long long)id);
+    } else {
+        return fail_type(s->L, field, "a product id (a string or a whole number)", s->err);
+    }
+    return product ? json_attach(s->obj, "product", json_object_new_string(product), field, s->err) : -1;
+}
+
+/* Reads the table on top, { <keys[0]> = "...", params = {...} } where
+ * keys[0] is "id" (a trigger or a condition) or "action", into obj. */
+static int read_ref(lua_State *L, const char *owner, const char *const *keys, json_object *obj, lb_error *err)
+{
+    int t = lua_gettop(L);
+    char field[LB_FIELD_CAP];
+    field_join(field, sizeof field, owner, keys[0]);
+    if (!lua_istable(L, t))
+        return lb_fail(err, owner, "expected a table { %s = ..., params = {...} }, got %s", keys[0],
+                       luaL_typename(L, t));
+    if (check_keys(L, t, keys, owner, err) != 0)
+        return -1;
+    const char *name = req_nonempty(L, t, owner, keys[0], err);
+    if (!name || json_attach(obj, keys[0], json_object_new_string(name), field, err) != 0)
+        return -1;
+    return read_params(L, t, owner, "params", obj, err);
+}
+
+/* "purchase_approved" is short for { id = "purchase_approved" }; the JSON
+ * always has the long form so the core reads one shape. */
+static int seg_trigger(struct lb_seg *s)
+{
+    char field[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, "trigger");
+    int type = raw_field(s->L, s->t, "trigger");
+    if (type == LUA_TNIL)
+        return lb_fail(s->err, field, "is required");
+    if (type != LUA_TSTRING && type != LUA_TTABLE)
+        return fail_type(s->L, field, "a trigger id or a table { id = ..., params = {...} }", s->err);
+    json_object *trigger = json_object_new_object();
+    if (json_attach(s->obj, "trigger", trigger, field, s->err) != 0)
+        return -1;
+    if (type == LUA_TTABLE)
+        return read_ref(s->L, field, lb_ref_keys, trigger, s->err);
+    const char *id = top_nonempty(s->L, field, s->err);
+    if (!id || json_attach(trigger, "id", json_object_new_string(id), field, s->err) != 0)
+        return -1;
+    return json_attach(trigger, "params", json_object_new_object(), field, s->err);
+}
+
+/* List key `key` of entries read_ref understands, into a JSON array; absent
+ * is [] unless `required`. */
+static int seg_refs(struct lb_seg *s, const char *key, const char *const *keys, bool required)
+{
+    char field[LB_FIELD_CAP], item[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, key);
+    size_t n;
+    if (push_list(s->L, s->t, key, field, &n, s->err) != 0)
+        return -1;
+    int list = lua_gettop(s->L);
+    if (required && lua_isnil(s->L, list))
+        return lb_fail(s->err, field, "is required");
+    if (required && n == 0)
+        return lb_fail(s->err, field, "must list at least one %s", keys[0]);
+    json_object *arr = json_object_new_array();
+    if (json_attach(s->obj, key, arr, field, s->err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(item, sizeof item, "%s[%zu]", field, i + 1);
+        lua_rawgeti(s->L, list, (lua_Integer)i + 1);
+        json_object *entry = json_object_new_object();
+        int rc = json_attach(arr, NULL, entry, item, s->err);
+        if (rc == 0)
+            rc = read_ref(s->L, item, keys, entry, s->err);
+        lua_settop(s->L, list);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int seg_conditions(struct lb_seg *s)
+{
+    return seg_refs(s, "conditions", lb_ref_keys, false);
+}
+
+/* { file = "vip.lua" } or { inline = "..." }; the rules host checks the
+ * file name and compiles the source. Absent: no "custom" member. */
+static int seg_custom(struct lb_seg *s)
+{
+    char field[LB_FIELD_CAP], value_field[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, "custom");
+    int type = raw_field(s->L, s->t, "custom");
+    int c = lua_gettop(s->L);
+    if (type == LUA_TNIL)
+        return 0;
+    if (type != LUA_TTABLE)
+        return fail_type(s->L, field, "a table { file = ... } or { inline = ... }", s->err);
+    if (check_keys(s->L, c, lb_custom_keys, field, s->err) != 0)
+        return -1;
+    bool has_file = raw_field(s->L, c, "file") != LUA_TNIL;
+    bool has_inline = raw_field(s->L, c, "inline") != LUA_TNIL;
+    if (has_file == has_inline)
+        return lb_fail(s->err, field, "set exactly one of file or inline");
+    const char *key = has_file ? "file" : "inline";
+    field_join(value_field, sizeof value_field, field, key);
+    const char *value = req_nonempty(s->L, c, field, key, s->err);
+    json_object *custom = value ? json_object_new_object() : NULL;
+    if (!value || json_attach(s->obj, "custom", custom, field, s->err) != 0)
+        return -1;
+    return json_attach(custom, key, json_object_new_string(value), value_field, s->err);
+}
+
+static int seg_integration(struct lb_seg *s)
+{
+    char field[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, "integration");
+    const char *id = req_nonempty(s->L, s->t, s->owner, "integration", s->err);
+    if (!id)
+        return -1;
+    for (size_t i = 0; i < s->acc->n_integrations; i++)
+        if (strcmp(s->acc->integrations[i].id, id) == 0)
+            return json_attach(s->obj, "integration", json_object_new_string(id), field, s->err);
+    if (s->acc->n_integrations == 0)
+        return lb_fail(s->err, field, "names \"%.64s\" but %s declares no integrations", id, s->account);
+    return lb_fail(s->err, field, "no integration with id \"%.64s\" in %s.integrations", id, s->account);
+}
+
+static int seg_actions(struct lb_seg *s)
+{
+    return seg_refs(s, "actions", lb_action_keys, true);
+}
+
+static int seg_options(struct lb_seg *s)
+{
+    return read_params(s->L, s->t, s->owner, "options", s->obj, s->err);
+}
+
+static int seg_enabled(struct lb_seg *s)
+{
+    char field[LB_FIELD_CAP];
+    field_join(field, sizeof field, s->owner, "enabled");
+    int type = raw_field(s->L, s->t, "enabled");
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
+        return fail_type(s->L, field, "a boolean (true or false)", s->err);
+    bool on = type == LUA_TNIL || lua_toboolean(s->L, -1);
+    return json_attach(s->obj, "enabled", json_object_new_boolean(on), field, s->err);
+}
+
+/* In the order of the JSON members: json-c keeps insertion order. */
+static int (*const lb_seg_steps[])(struct lb_seg *) = {
+    seg_name, seg_product, seg_trigger, seg_conditions, seg_custom, seg_integration, seg_actions, seg_options,
+    seg_enabled,
+};
+
+static int read_segmentation(struct lb_seg *s)
+{
+    if (!lua_istable(s->L, s->t))
+        return fail_type(s->L, s->owner, "a table { name = ..., product = ..., trigger = ..., actions = ... }",
+                         s->err);
+    if (check_keys(s->L, s->t, lb_segmentation_keys, s->owner, s->err) != 0)
+        return -1;
+    s->obj = json_object_new_object();
+    if (json_attach(s->all, NULL, s->obj, s->owner, s->err) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof lb_seg_steps / sizeof lb_seg_steps[0]; i++) {
+        int rc = lb_seg_steps[i](s);
+        lua_settop(s->L, s->t);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int fill_segmentations(lua_State *L, int list, size_t n, const char *owner, const lb_account *acc,
+                              json_object *all, lb_error *err)
+{
+    struct lb_seg s = {.L = L, .account = owner, .acc = acc, .all = all, .err = err};
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s.owner, sizeof s.owner, "%s.segmentations[%zu]", owner, i + 1);
+        lua_rawgeti(L, list, (lua_Integer)i + 1);
+        s.t = lua_gettop(L);
+        s.index = i;
+        int rc = read_segmentation(&s);
+        lua_settop(L, list);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Builds acc->segmentations_json from the non-empty list at index `list`. */
+static int build_segmentations_json(lua_State *L, int list, size_t n, const char *owner, lb_account *acc,
+                                    const char *field, lb_error *err)
+{
+    struct lb_load *ld = load_of(L);
+    json_object *all = json_object_new_array();
+    if (!all)
+        return lb_fail(err, field, "out of memory");
+    ld->json_pending = all;
+    int rc = fill_segmentations(L, list, n, owner, acc, all, err);
+    if (rc == 0) {
+        const char *text =
+            json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        rc = text ? dup_into(text, field, &acc->segmentations_json, err) : lb_fail(err, field, "out of memory");
+    }
+    ld->json_pending = NULL;
+    json_object_put(all);
+    return rc;
+}
+
+/* An absent or empty list leaves segmentations_json NULL: none declared. */
+static int read_segmentations(lua_State *L, int t, const char *owner, lb_account *acc, lb_error *err)
+{
+    char field[sizeof err->field];
+    field_join(field, sizeof field, owner, "segmentations");
+    size_t n;
+    if (push_list(L, t, "segmentations", field, &n, err) != 0)
+        return -1;
+    int rc = n == 0 ? 0 : build_segmentations_json(L, lua_gettop(L), n, owner, acc, field, err);
+    lua_settop(L, t);
+    return rc;
+}
+
+/* ---- accounts ------------------------------------------------------------ */
+
+static int resolve_account_secret(lua_State *L, int t, const char *owner, const char *key, char **out,
+                                  lb_error *err)
+{
+    const char *ref = req_string(L, t, owner, key, err);
     if (!ref)
         return -1;
     char field[sizeof err->field];
-    snprintf(field, sizeof field, "accounts[%zu].%s", n, key);
+    field_join(field, sizeof field, owner, key);
     *out = lb_secret_resolve(ref, field, err);
     return *out ? 0 : -1;
 }
@@ -493,23 +1271,20 @@ static int resolve_account_secret(lua_State *L, int t, size_t n, const char *key
 static int read_account(lua_State *L, size_t n, lb_account *acc, lb_error *err)
 {
     int t = lua_gettop(L);
-    char owner[sizeof err->field], field[sizeof err->field];
+    char owner[sizeof err->field];
     snprintf(owner, sizeof owner, "accounts[%zu]", n);
-    snprintf(field, sizeof field, "accounts[%zu].id", n);
     if (!lua_istable(L, t))
         return fail_type(L, owner, "a table { id = ..., hottok = ..., api_token = ... }", err);
-    if (check_keys(L, t, lb_account_keys, owner, err) != 0)
+    if (check_keys(L, t, lb_account_keys, owner, err) != 0 ||
+        read_ident(L, t, owner, "id", LB_ID_CHARS, "a-z, 0-9, '_' and '-'", &acc->id, err) != 0)
         return -1;
-    const char *id = account_string(L, t, n, "id", err);
-    if (!id)
+    if (resolve_account_secret(L, t, owner, "hottok", &acc->hottok, err) != 0 ||
+        resolve_account_secret(L, t, owner, "api_token", &acc->api_token, err) != 0)
         return -1;
-    if (!valid_account_id(id))
-        return lb_fail(err, field, "must be 1 to %d characters from a-z, 0-9, '_' and '-'", LB_ACCOUNT_ID_MAX);
-    if (dup_into(id, field, &acc->id, err) != 0)
+    /* integrations first: segmentations refer to them by id */
+    if (read_integrations(L, t, owner, acc, err) != 0)
         return -1;
-    if (resolve_account_secret(L, t, n, "hottok", &acc->hottok, err) != 0)
-        return -1;
-    return resolve_account_secret(L, t, n, "api_token", &acc->api_token, err);
+    return read_segmentations(L, t, owner, acc, err);
 }
 
 static int fail_same(lb_error *err, size_t n, const char *key, size_t other, const char *other_key,
@@ -548,24 +1323,6 @@ static int check_distinct(const lb_config *cfg, size_t j, lb_error *err)
     return 0;
 }
 
-/* An array has exactly the keys 1..n: a named key or a hole is a typo that
- * would otherwise drop an account silently. */
-static int check_array(lua_State *L, int t, size_t n, lb_error *err)
-{
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
-        count++;
-        if (k < 1 || (lua_Unsigned)k > n) {
-            lua_pop(L, 1);
-            return lb_fail(err, "accounts", "must be a list { {...}, {...} } without named keys or gaps");
-        }
-    }
-    return count == n ? 0 : lb_fail(err, "accounts", "must be a list { {...}, {...} } without named keys or gaps");
-}
-
 static int read_accounts(lua_State *L, int env, lb_config *cfg, lb_error *err)
 {
     int type = raw_field(L, env, "accounts");
@@ -575,7 +1332,7 @@ static int read_accounts(lua_State *L, int env, lb_config *cfg, lb_error *err)
     if (type != LUA_TTABLE)
         return fail_type(L, "accounts", "a list of account tables", err);
     size_t n = (size_t)lua_rawlen(L, t);
-    if (check_array(L, t, n, err) != 0)
+    if (check_array(L, t, n, "accounts", err) != 0)
         return -1;
     if (n == 0)
         return lb_fail(err, "accounts", "must list at least one account");
@@ -600,7 +1357,7 @@ static int validate(lua_State *L, int env, struct lb_load *ld)
 {
     if (check_keys(L, env, lb_top_keys, "", ld->err) != 0)
         return -1;
-    if (read_scalars(L, env, ld->cfg, ld->err) != 0)
+    if (read_scalars(L, env, ld->cfg, ld->err) != 0 || read_dirs(L, env, ld->cfg, ld->err) != 0)
         return -1;
     return read_accounts(L, env, ld->cfg, ld->err);
 }
@@ -643,6 +1400,8 @@ static int run_sandbox(struct lb_load *ld)
         record_lua_error(L, ld, status);
     }
     lua_close(L);
+    json_object_put(ld->json_pending); /* non-NULL only if a Lua error unwound past its owner */
+    ld->json_pending = NULL;
     return ld->rc;
 }
 
@@ -721,18 +1480,42 @@ lb_config *lb_config_load_file(const char *path, lb_error *err)
     return cfg;
 }
 
+/* Setting values may be literal secrets, so they are wiped like secrets. */
+static void free_integration(lb_integration_config *ic)
+{
+    for (size_t i = 0; i < ic->n_settings; i++) {
+        free(ic->keys[i]);
+        lb_secret_free(ic->values[i]);
+    }
+    free(ic->keys);
+    free(ic->values);
+    free(ic->id);
+    free(ic->provider);
+}
+
+static void free_account(lb_account *acc)
+{
+    free(acc->id);
+    lb_secret_free(acc->hottok);
+    lb_secret_free(acc->api_token);
+    for (size_t i = 0; i < acc->n_integrations; i++)
+        free_integration(&acc->integrations[i]);
+    free(acc->integrations);
+    free(acc->segmentations_json);
+}
+
 void lb_config_free(lb_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->n_accounts; i++) {
-        free(cfg->accounts[i].id);
-        lb_secret_free(cfg->accounts[i].hottok);
-        lb_secret_free(cfg->accounts[i].api_token);
-    }
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        free_account(&cfg->accounts[i]);
     free(cfg->accounts);
     free(cfg->listen);
     free(cfg->database);
     free(cfg->log_level);
+    free(cfg->plugin_dir);
+    free(cfg->rules_dir);
+    free(cfg->custom_rules_dir);
     free(cfg);
 }

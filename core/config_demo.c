@@ -1,5 +1,7 @@
 /* config_demo.c: the configuration listbossd runs with when started without
- * -c, so `listbossd` alone accepts the Hotmart test fixtures out of the box.
+ * -c, so `listbossd` alone accepts the Hotmart test fixtures out of the box
+ * and, through the sandbox provider (which records moves in the local store
+ * instead of calling anyone), shows the segmentations acting on them.
  * It binds to loopback only; an operator deploys with etc/listboss.lua. */
 #include "config.h"
 
@@ -17,5 +19,33 @@ const char lb_config_demo[] =
     "    -- the hottok the Hotmart test fixtures carry\n"
     "    hottok = \"TESTHOTTOK0000000000000000000000000000000\",\n"
     "    api_token = \"demo-api-token-0000\",\n"
+    "    -- The sandbox provider calls no one: it records each list and tag move\n"
+    "    -- in the local store, so the demo shows what a real provider would get.\n"
+    "    integrations = {\n"
+    "      { id = \"sandbox\", provider = \"sandbox\" },\n"
+    "    },\n"
+    "    -- product 4123456 is the one the Hotmart test fixtures carry\n"
+    "    segmentations = {\n"
+    "      {\n"
+    "        name = \"buyers\",\n"
+    "        product = \"4123456\",\n"
+    "        trigger = \"purchase_approved\",\n"
+    "        integration = \"sandbox\",\n"
+    "        actions = {\n"
+    "          { action = \"list_add\", params = { list = \"buyers\" } },\n"
+    "          { action = \"tag_add\", params = { tag = \"customer\" } },\n"
+    "        },\n"
+    "      },\n"
+    "      {\n"
+    "        name = \"refunds\",\n"
+    "        product = \"4123456\",\n"
+    "        trigger = \"purchase_refunded\",\n"
+    "        integration = \"sandbox\",\n"
+    "        actions = {\n"
+    "          { action = \"tag_remove\", params = { tag = \"customer\" } },\n"
+    "          { action = \"tag_add\", params = { tag = \"refunded\" } },\n"
+    "        },\n"
+    "      },\n"
+    "    },\n"
     "  },\n"
     "}\n";

@@ -44,6 +44,10 @@ struct lb_ingest {
     const lb_config *cfg;
     struct event *commit_ev;
     batch *open; /* collecting this turn's requests */
+    /* 401s are logged loudly but at most once a second, so a flood of bad
+     * tokens cannot flood the log */
+    time_t unauth_logged_at;
+    unsigned long unauth_unlogged;
 };
 
 static int64_t now_ms(void)
@@ -209,10 +213,20 @@ static void reply_bad_event(lb_http_request *req, const lb_error *err)
     lb_http_reply_error(req, 400, "invalid_event", err->message, err->field, NULL);
 }
 
-static void reply_unauthorized(lb_http_request *req, const char *route, const char *why)
+static void reply_unauthorized(lb_ingest *ing, lb_http_request *req, const char *route, const char *why)
 {
     /* loud on purpose: Hotmart disables a webhook whose URL keeps failing */
-    lb_log(LB_LOG_WARN, "request rejected: not authenticated", "route", route, "reason", why, NULL);
+    time_t now = time(NULL);
+    if (now != ing->unauth_logged_at) {
+        char more[24];
+        snprintf(more, sizeof more, "%lu", ing->unauth_unlogged);
+        lb_log(LB_LOG_WARN, "request rejected: not authenticated", "route", route, "reason", why,
+               "also_rejected_since_last_line", more, NULL);
+        ing->unauth_logged_at = now;
+        ing->unauth_unlogged = 0;
+    } else {
+        ing->unauth_unlogged++;
+    }
     lb_http_reply_error(req, 401, "unauthorized", why, NULL, NULL);
 }
 
@@ -248,7 +262,7 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
     const char *tok = lb_http_request_header(req, "X-HOTMART-HOTTOK", &tok_len);
     const lb_account *acct = NULL;
     if (tok && !(acct = lb_account_by_hottok(ing->cfg, tok, tok_len))) {
-        reply_unauthorized(req, "/webhooks/hotmart", "wrong hottok");
+        reply_unauthorized(ing, req, "/webhooks/hotmart", "wrong hottok");
         return;
     }
     json_object *root = parse_json_object(req);
@@ -259,7 +273,7 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
         acct = body_tok ? lb_account_by_hottok(ing->cfg, body_tok, strlen(body_tok)) : NULL;
         if (!acct) {
             json_object_put(root);
-            reply_unauthorized(req, "/webhooks/hotmart", body_tok ? "wrong hottok" : "missing hottok");
+            reply_unauthorized(ing, req, "/webhooks/hotmart", body_tok ? "wrong hottok" : "missing hottok");
             return;
         }
     }
@@ -293,7 +307,7 @@ static void hotmart_form(lb_ingest *ing, lb_http_request *req)
     }
     if (!acct) {
         lb_event_clear(&ev);
-        reply_unauthorized(req, "/webhooks/hotmart", had_token ? "wrong hottok" : "missing hottok");
+        reply_unauthorized(ing, req, "/webhooks/hotmart", had_token ? "wrong hottok" : "missing hottok");
     } else if (rc) {
         reply_bad_event(req, &err);
     } else if (park(ing, req, &ev, acct, "application/x-www-form-urlencoded")) {
@@ -334,7 +348,7 @@ void lb_ingest_events(lb_http_request *req, void *ctx)
     lb_ingest *ing = ctx;
     const lb_account *acct = bearer_account(ing, req);
     if (!acct) {
-        reply_unauthorized(req, "/v1/events", "missing or wrong bearer token");
+        reply_unauthorized(ing, req, "/v1/events", "missing or wrong bearer token");
         return;
     }
     if (media_type(req) != MEDIA_JSON) {

@@ -243,7 +243,7 @@ static void account(lb_rules *r, lb_module *m, lb_outcome out, const char *msg)
     }
     m->errors++;
     m->consecutive++;
-    snprintf(m->last_error, sizeof m->last_error, "%s: %s", lb_outcome_name(out), msg);
+    snprintf(m->last_error, sizeof m->last_error, "%s: %.180s", lb_outcome_name(out), msg);
     if (m->consecutive >= r->lim.max_errors && !m->disabled) {
         m->disabled = true;
         lb_log(LB_LOG_WARN, "rule disabled after consecutive errors", "kind", kind_name(m->kind), "id", m->id,

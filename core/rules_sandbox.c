@@ -350,7 +350,6 @@ int lb_sb_open(lb_sandbox *sb, const lb_rules_limits *lim, lb_error *err)
         return lb_fail(err, "", "cannot create a Lua state (memory cap %zu bytes)", sb->cap_total);
     lua_atpanic(sb->L, sb_panic);
     *(lb_sandbox **)lua_getextraspace(sb->L) = sb;
-    lua_gc(sb->L, LUA_GCGEN, 0, 0); /* rule garbage is short-lived */
     lua_pushcfunction(sb->L, open_protected);
     if (lua_pcall(sb->L, 0, 0, 0) != LUA_OK) {
         lb_fail(err, "", "cannot set up the Lua sandbox: %s", lua_tostring(sb->L, -1));

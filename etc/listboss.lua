@@ -27,6 +27,16 @@ ignore_test_events = false
 -- "normal" is faster and can lose the last few on power loss.
 synchronous = "full"
 
+-- Where the provider plugins (*.so) and the rules (triggers/ and
+-- conditions/) are. The defaults are the folders `make install` fills; set
+-- these only for a non-standard layout.
+-- plugin_dir = "/usr/local/lib/listboss/plugins"
+-- rules_dir = "/usr/local/share/listboss/rules"
+
+-- Your own condition files, for segmentations that say custom = { file = ... }.
+-- Absent: none.
+-- custom_rules_dir = "/etc/listboss/custom"
+
 -- One entry per Hotmart account (producer) this daemon serves.
 --   id         short name, a-z 0-9 _ -, unique; it tags every stored event
 --   hottok     the token Hotmart sends with each webhook (Hotmart:
@@ -36,10 +46,47 @@ synchronous = "full"
 -- Secrets are references: "env:NAME" reads an environment variable,
 -- "file:PATH" reads a file (one trailing newline is removed). A plain string
 -- is taken literally: do not commit real tokens to this file.
+--
+-- integrations: the email-marketing providers this account's events go to.
+--   id           a-z 0-9 _ -, unique in the account; segmentations use it
+--   provider     the plugin: "mailchimp", "activecampaign", "convertkit",
+--                "sandbox" (calls no one: it records every move in the local
+--                store, to try segmentations without an account anywhere)
+--   settings     what the provider needs (its docs list the keys); secrets
+--                such as API keys take the same env:/file: references
+--   rate, burst, concurrency   optional overrides of the provider's limits
+--
+-- segmentations: which events move which contacts where. Each one names a
+-- product, a trigger (docs/rules.md lists them), optional conditions, the
+-- integration and the actions to run there. docs/configuration.md has the
+-- complete reference.
 accounts = {
   {
     id = "demo",
     hottok = "env:LISTBOSS_DEMO_HOTTOK",
     api_token = "env:LISTBOSS_DEMO_TOKEN",
+    integrations = {
+      { id = "local", provider = "sandbox" },
+      -- A real provider needs credentials; uncomment with yours:
+      -- { id = "mc", provider = "mailchimp",
+      --   settings = { api_key = "env:LISTBOSS_MC_KEY" },
+      --   rate = 10, concurrency = 4 },
+    },
+    segmentations = {
+      {
+        name = "buyers",
+        product = 4123456,              -- the Hotmart product id
+        trigger = "purchase_approved",
+        -- only card and Pix payments (omit conditions to take every buyer)
+        conditions = {
+          { id = "payment_method", params = { ["in"] = { "CREDIT_CARD", "PIX" } } },
+        },
+        integration = "local",          -- "mc" once the Mailchimp entry is enabled
+        actions = {
+          { action = "list_add", params = { list = "buyers" } },
+          { action = "tag_add", params = { tag = "customer" } },
+        },
+      },
+    },
   },
 }

@@ -1,4 +1,6 @@
--- subscription_active: subscription status "Active". Fires on every event reporting ACTIVE (each approved renewal, plan switch or billing-day change) since the webhooks carry the status, not the transition.
+-- subscription_active: subscription status "Active". Fires on every event
+-- reporting ACTIVE (each approved renewal, plan switch or billing-day change)
+-- since the webhooks carry the status, not the transition.
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

@@ -1,4 +1,7 @@
--- subscription_canceled_customer: subscription status "Canceled by customer". SUBSCRIPTION_CANCELLATION carries no status and no author: with cancellation_counts_as_customer (default true) it counts as the customer's, the usual case and the only way this trigger fires on Hotmart 2.0 webhooks.
+-- subscription_canceled_customer: subscription status "Canceled by customer".
+-- SUBSCRIPTION_CANCELLATION carries no status and no author: with
+-- cancellation_counts_as_customer (default true) it counts as the customer's,
+-- the usual case and the only way this trigger fires on Hotmart 2.0 webhooks.
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

@@ -1,4 +1,6 @@
--- subscription_canceled_seller: subscription status "Canceled by seller". Hotmart also spells it CANCELED_BY_VENDOR. Only events that say who canceled fire it: SUBSCRIPTION_CANCELLATION says nobody.
+-- subscription_canceled_seller: subscription status "Canceled by seller".
+-- Hotmart also spells it CANCELED_BY_VENDOR. Only events that say who canceled
+-- fire it: SUBSCRIPTION_CANCELLATION says nobody.
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

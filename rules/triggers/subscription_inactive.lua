@@ -1,4 +1,5 @@
--- subscription_inactive: subscription status "Inactive". Hotmart reports it on PURCHASE_CANCELED of a first charge (status INACTIVE).
+-- subscription_inactive: subscription status "Inactive". Hotmart reports it on
+-- PURCHASE_CANCELED of a first charge (status INACTIVE).
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

@@ -1,4 +1,5 @@
--- subscription_initiated: subscription status "Initiated". Hotmart spells it STARTED; it most likely arrives on PURCHASE_BILLET_PRINTED.
+-- subscription_initiated: subscription status "Initiated". Hotmart spells it
+-- STARTED; it most likely arrives on PURCHASE_BILLET_PRINTED.
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

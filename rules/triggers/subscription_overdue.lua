@@ -1,4 +1,7 @@
--- subscription_overdue: subscription status "Overdue". Hotmart spells it OVERDUE, DELAYED or PAST_DUE. A PURCHASE_DELAYED of a subscription product that reports no status counts as overdue (spec 4: "PURCHASE_DELAYED and/or status").
+-- subscription_overdue: subscription status "Overdue". Hotmart spells it
+-- OVERDUE, DELAYED or PAST_DUE. A PURCHASE_DELAYED of a subscription product
+-- that reports no status counts as overdue (spec 4: "PURCHASE_DELAYED and/or
+-- status").
 --
 -- Matches any event that reports the subscription's status (purchase events
 -- of a subscription product, SWITCH_PLAN, UPDATE_SUBSCRIPTION_CHARGE_DATE,

@@ -8,6 +8,7 @@
 #include "secret.h"
 #include "tap.h"
 
+#include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,12 +17,47 @@
 /* A valid accounts block for tests about other keys. */
 #define ACC "accounts = { { id = \"a\", hottok = \"hottok-aaaa\", api_token = \"token-aaaa\" } }\n"
 #define ACCOUNT(id, hot, api) "{ id = \"" id "\", hottok = \"" hot "\", api_token = \"" api "\" }"
+/* One account with more keys (integrations, segmentations) after the secrets. */
+#define ACC_WITH(extra) "accounts = { { id = 'a', hottok = 'hottok-aaaa', api_token = 'token-aaaa', " extra " } }\n"
+#define INTEG_MC "integrations = { { id = 'mc', provider = 'sandbox' } }"
+/* A valid segmentation body for tests that change one key of it. */
+#define SEG_OK                                                                                                 \
+    "name = 'buyers', product = '4123456', trigger = 'purchase_approved', integration = 'mc', "               \
+    "actions = { { action = 'tag_add', params = { tag = 'x' } } }"
+/* The one segmentation SEG_OK after the Lua statements `mod` changed it
+ * through the local s, e.g. SEG_WITH("s.name = nil"). */
+#define SEG_WITH(mod) "local s = { " SEG_OK " }\n" mod "\n" ACC_WITH(INTEG_MC ", segmentations = { s }")
+/* The one integration { id = 'mc', provider = 'sandbox' } after `mod` (on i). */
+#define INTEG_WITH(mod) "local i = { id = 'mc', provider = 'sandbox' }\n" mod "\n" ACC_WITH("integrations = { i }")
+#define SEG1 "accounts[1].segmentations[1]"
+#define INT1 "accounts[1].integrations[1]"
+
+/* The folders the loader defaults to: the same macros the build passes it. */
+#ifdef LB_PLUGINDIR
+#define WANT_PLUGIN_DIR LB_PLUGINDIR
+#else
+#define WANT_PLUGIN_DIR "plugins"
+#endif
+#ifdef LB_RULESDIR
+#define WANT_RULES_DIR LB_RULESDIR
+#else
+#define WANT_RULES_DIR "rules"
+#endif
 
 /* ---- helpers ------------------------------------------------------------ */
 
 static lb_config *load(const char *src, lb_error *err)
 {
     return lb_config_load_string(src, "test.lua", err);
+}
+
+/* Loads src, which must succeed. */
+static lb_config *load_ok(const char *src)
+{
+    lb_error err;
+    lb_config *cfg = load(src, &err);
+    ck_assert_msg(cfg != NULL, "%s: %s (config: %s)", err.field, err.message, src);
+    return cfg;
 }
 
 /* Asserts that src fails with exactly `field` and a message containing `msg`. */
@@ -84,6 +120,44 @@ START_TEST(demo_loads_with_defaults)
     ck_assert_str_eq(cfg->accounts[0].id, "demo");
     ck_assert_str_eq(cfg->accounts[0].hottok, "TESTHOTTOK0000000000000000000000000000000");
     ck_assert_str_eq(cfg->accounts[0].api_token, "demo-api-token-0000");
+    ck_assert_str_eq(cfg->plugin_dir, WANT_PLUGIN_DIR);
+    ck_assert_str_eq(cfg->rules_dir, WANT_RULES_DIR);
+    ck_assert_ptr_null(cfg->custom_rules_dir);
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* The demo drives the sandbox provider from the Hotmart fixtures' product. */
+START_TEST(demo_has_sandbox_integration_and_segmentations)
+{
+    lb_config *cfg = lb_config_load_string(lb_config_demo, "demo", NULL);
+    ck_assert_ptr_nonnull(cfg);
+    const lb_account *acc = &cfg->accounts[0];
+    ck_assert_uint_eq(acc->n_integrations, 1);
+    ck_assert_str_eq(acc->integrations[0].id, "sandbox");
+    ck_assert_str_eq(acc->integrations[0].provider, "sandbox");
+    ck_assert_uint_eq(acc->integrations[0].n_settings, 0);
+    ck_assert(acc->integrations[0].rate_per_s == 0);
+    ck_assert_uint_eq(acc->integrations[0].burst, 0);
+    ck_assert_uint_eq(acc->integrations[0].concurrency, 0);
+    ck_assert_str_eq(acc->segmentations_json,
+                     "[{\"name\":\"buyers\",\"product\":\"4123456\","
+                     "\"trigger\":{\"id\":\"purchase_approved\",\"params\":{}},\"conditions\":[],"
+                     "\"integration\":\"sandbox\",\"actions\":["
+                     "{\"action\":\"list_add\",\"params\":{\"list\":\"buyers\"}},"
+                     "{\"action\":\"tag_add\",\"params\":{\"tag\":\"customer\"}}],"
+                     "\"options\":{},\"enabled\":true},"
+                     "{\"name\":\"refunds\",\"product\":\"4123456\","
+                     "\"trigger\":{\"id\":\"purchase_refunded\",\"params\":{}},\"conditions\":[],"
+                     "\"integration\":\"sandbox\",\"actions\":["
+                     "{\"action\":\"tag_remove\",\"params\":{\"tag\":\"customer\"}},"
+                     "{\"action\":\"tag_add\",\"params\":{\"tag\":\"refunded\"}}],"
+                     "\"options\":{},\"enabled\":true}]");
+    /* and it is JSON a parser accepts, not merely the string above */
+    json_object *doc = json_tokener_parse(acc->segmentations_json);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_uint_eq(json_object_array_length(doc), 2);
+    json_object_put(doc);
     lb_config_free(cfg);
 }
 END_TEST
@@ -99,6 +173,12 @@ START_TEST(minimal_config_gets_defaults)
     ck_assert_str_eq(cfg->log_level, "info");
     ck_assert(!cfg->ignore_test_events);
     ck_assert(cfg->sync_full);
+    ck_assert_str_eq(cfg->plugin_dir, WANT_PLUGIN_DIR);
+    ck_assert_str_eq(cfg->rules_dir, WANT_RULES_DIR);
+    ck_assert_ptr_null(cfg->custom_rules_dir);
+    ck_assert_uint_eq(cfg->accounts[0].n_integrations, 0);
+    ck_assert_ptr_null(cfg->accounts[0].integrations);
+    ck_assert_ptr_null(cfg->accounts[0].segmentations_json);
     ck_assert_str_eq(err.field, "");
     ck_assert_str_eq(err.message, "");
     lb_config_free(cfg);
@@ -114,6 +194,9 @@ START_TEST(every_key_parsed)
         "log_level = 'debug'\n"
         "ignore_test_events = true\n"
         "synchronous = 'normal'\n"
+        "plugin_dir = '/opt/lb/plugins'\n"
+        "rules_dir = '/opt/lb/rules'\n"
+        "custom_rules_dir = '/etc/lb/custom'\n"
         "accounts = {\n"
         "  " ACCOUNT("shop_1", "hottok-1111", "token-1111") ",\n"
         "  " ACCOUNT("shop-2", "env:LB_TEST_HOTTOK", "token-2222") ",\n"
@@ -127,6 +210,9 @@ START_TEST(every_key_parsed)
     ck_assert_str_eq(cfg->log_level, "debug");
     ck_assert(cfg->ignore_test_events);
     ck_assert(!cfg->sync_full);
+    ck_assert_str_eq(cfg->plugin_dir, "/opt/lb/plugins");
+    ck_assert_str_eq(cfg->rules_dir, "/opt/lb/rules");
+    ck_assert_str_eq(cfg->custom_rules_dir, "/etc/lb/custom");
     ck_assert_uint_eq(cfg->n_accounts, 2);
     ck_assert_str_eq(cfg->accounts[0].id, "shop_1");
     ck_assert_str_eq(cfg->accounts[0].hottok, "hottok-1111");
@@ -238,6 +324,15 @@ START_TEST(example_config_loads_with_env)
     ck_assert_str_eq(cfg->accounts[0].hottok, "example-hottok-1");
     ck_assert_str_eq(cfg->accounts[0].api_token, "example-token-1");
     ck_assert_str_eq(cfg->listen, "127.0.0.1:8080");
+    const lb_account *acc = &cfg->accounts[0];
+    ck_assert_uint_eq(acc->n_integrations, 1);
+    ck_assert_str_eq(acc->integrations[0].id, "local");
+    ck_assert_str_eq(acc->integrations[0].provider, "sandbox");
+    ck_assert_ptr_nonnull(acc->segmentations_json);
+    ck_assert_ptr_nonnull(strstr(acc->segmentations_json, "\"name\":\"buyers\",\"product\":\"4123456\""));
+    ck_assert_ptr_nonnull(strstr(acc->segmentations_json, "\"integration\":\"local\""));
+    ck_assert_ptr_nonnull(
+        strstr(acc->segmentations_json, "{\"id\":\"payment_method\",\"params\":{\"in\":[\"CREDIT_CARD\",\"PIX\"]}}"));
     lb_config_free(cfg);
 }
 END_TEST
@@ -411,6 +506,392 @@ END_TEST
 START_TEST(first_unknown_key_reported_alphabetically)
 {
     expect_error("zeta = 1\nalpha = 2\nmid = 3\n" ACC, "alpha", "unknown key");
+}
+END_TEST
+
+/* ---- integrations -------------------------------------------------------------- */
+
+START_TEST(integration_every_key_parsed)
+{
+    static const char src[] = ACC_WITH(
+        "integrations = {\n"
+        "  { id = 'mc', provider = 'mailchimp', rate = 2.5, burst = 10, concurrency = 1024,\n"
+        "    settings = { base_url = 'http://127.0.0.1:9000/3.0', api_key = 'env:LB_TEST_HOTTOK',\n"
+        "      token = 'file:/nonexistent/key', unset = 'env:LB_TEST_UNSET', n = 42, f = 2.5, w = 10.0,\n"
+        "      neg = -3, yes = true, no = false, empty = '' } },\n"
+        "  { id = 'kit-2', provider = 'convert_kit', rate = 1 },\n"
+        "}");
+    lb_config *cfg = load_ok(src);
+    const lb_account *acc = &cfg->accounts[0];
+    ck_assert_uint_eq(acc->n_integrations, 2);
+    const lb_integration_config *mc = &acc->integrations[0];
+    ck_assert_str_eq(mc->id, "mc");
+    ck_assert_str_eq(mc->provider, "mailchimp");
+    ck_assert(mc->rate_per_s == 2.5);
+    ck_assert_uint_eq(mc->burst, 10);
+    ck_assert_uint_eq(mc->concurrency, 1024);
+    /* sorted by name; references kept as written, never resolved here */
+    static const char *const want[][2] = {
+        {"api_key", "env:LB_TEST_HOTTOK"}, {"base_url", "http://127.0.0.1:9000/3.0"}, {"empty", ""},
+        {"f", "2.5"}, {"n", "42"}, {"neg", "-3"}, {"no", "false"}, {"token", "file:/nonexistent/key"},
+        {"unset", "env:LB_TEST_UNSET"}, {"w", "10"}, {"yes", "true"},
+    };
+    ck_assert_uint_eq(mc->n_settings, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < mc->n_settings; i++) {
+        ck_assert_str_eq(mc->keys[i], want[i][0]);
+        ck_assert_str_eq(mc->values[i], want[i][1]);
+    }
+    const lb_integration_config *kit = &acc->integrations[1];
+    ck_assert_str_eq(kit->id, "kit-2");
+    ck_assert_str_eq(kit->provider, "convert_kit");
+    ck_assert_uint_eq(kit->n_settings, 0);
+    ck_assert(kit->rate_per_s == 1);
+    ck_assert_uint_eq(kit->burst, 0);
+    ck_assert_uint_eq(kit->concurrency, 0);
+    ck_assert_ptr_null(acc->segmentations_json);
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* Ids and names are unique per account, not across accounts. */
+START_TEST(same_ids_in_two_accounts_allowed)
+{
+    static const char src[] =
+        "local function acc(id)\n"
+        "  return { id = id, hottok = 'hottok-' .. id, api_token = 'token-' .. id, " INTEG_MC ",\n"
+        "    segmentations = { { " SEG_OK " } } }\n"
+        "end\n"
+        "accounts = { acc('one1'), acc('two2') }\n";
+    lb_config *cfg = load_ok(src);
+    ck_assert_str_eq(cfg->accounts[0].integrations[0].id, "mc");
+    ck_assert_str_eq(cfg->accounts[1].integrations[0].id, "mc");
+    ck_assert_str_eq(cfg->accounts[0].segmentations_json, cfg->accounts[1].segmentations_json);
+    lb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(empty_lists_declare_nothing)
+{
+    lb_config *cfg = load_ok(ACC_WITH("integrations = {}, segmentations = {}"));
+    ck_assert_uint_eq(cfg->accounts[0].n_integrations, 0);
+    ck_assert_ptr_null(cfg->accounts[0].segmentations_json);
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* ---- segmentations --------------------------------------------------------------- */
+
+START_TEST(segmentation_every_key_json)
+{
+    static const char src[] =
+        "local vip = {\n"
+        "  name = 'VIP buyers 2.0', product = 4123456,\n"
+        "  trigger = { id = 'club_progress', params = { percent = 50 } },\n"
+        "  conditions = { { id = 'payment_method', params = { ['in'] = { 'CREDIT_CARD', 'PIX' } } },\n"
+        "                 { id = 'offer' } },\n"
+        "  custom = { file = 'vip.lua' },\n"
+        "  integration = 'mc2',\n"
+        "  actions = { { action = 'list_add', params = { list = '57afe96172' } },\n"
+        "              { action = 'tag_add', params = { tag = 'buyer' } } },\n"
+        "  options = { delay = 30, note = 'x' },\n"
+        "  enabled = false,\n"
+        "}\n"
+        "local inline = { name = 'b', product = 4123456.0, trigger = 'purchase_approved', integration = 'mc',\n"
+        "  custom = { inline = 'return true' }, actions = { { action = 'tag_add' } }, enabled = true }\n" ACC_WITH(
+            "integrations = { { id = 'mc', provider = 'sandbox' }, { id = 'mc2', provider = 'sandbox' } },"
+            " segmentations = { vip, inline }");
+    lb_config *cfg = load_ok(src);
+    ck_assert_str_eq(cfg->accounts[0].segmentations_json,
+                     "[{\"name\":\"VIP buyers 2.0\",\"product\":\"4123456\","
+                     "\"trigger\":{\"id\":\"club_progress\",\"params\":{\"percent\":50}},"
+                     "\"conditions\":[{\"id\":\"payment_method\",\"params\":{\"in\":[\"CREDIT_CARD\",\"PIX\"]}},"
+                     "{\"id\":\"offer\",\"params\":{}}],"
+                     "\"custom\":{\"file\":\"vip.lua\"},\"integration\":\"mc2\","
+                     "\"actions\":[{\"action\":\"list_add\",\"params\":{\"list\":\"57afe96172\"}},"
+                     "{\"action\":\"tag_add\",\"params\":{\"tag\":\"buyer\"}}],"
+                     "\"options\":{\"delay\":30,\"note\":\"x\"},\"enabled\":false},"
+                     "{\"name\":\"b\",\"product\":\"4123456\","
+                     "\"trigger\":{\"id\":\"purchase_approved\",\"params\":{}},\"conditions\":[],"
+                     "\"custom\":{\"inline\":\"return true\"},\"integration\":\"mc\","
+                     "\"actions\":[{\"action\":\"tag_add\",\"params\":{}}],\"options\":{},\"enabled\":true}]");
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* Values go through as JSON would carry them: escapes are json-c's job. */
+START_TEST(segmentation_strings_escaped)
+{
+    lb_config *cfg = load_ok(SEG_WITH("s.name = 'a \"q\"' s.name = 'ok'\n"
+                                      "s.actions[1].params = { tag = 'a\"b\\\\c/d\\n\\1' }"));
+    ck_assert_ptr_nonnull(
+        strstr(cfg->accounts[0].segmentations_json, "\"params\":{\"tag\":\"a\\\"b\\\\c/d\\n\\u0001\"}"));
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* Each row: a Lua params expression and the JSON it must become. */
+static const struct {
+    const char *lua;
+    const char *json;
+} param_forms[] = {
+    {"{}", "{}"},
+    {"{ s = 'x' }", "{\"s\":\"x\"}"},
+    {"{ s = '' }", "{\"s\":\"\"}"},
+    {"{ s = 'ação' }", "{\"s\":\"ação\"}"},
+    {"{ i = 42, n = -7, z = 0 }", "{\"i\":42,\"n\":-7,\"z\":0}"},
+    {"{ big = math.maxinteger, small = math.mininteger }",
+     "{\"big\":9223372036854775807,\"small\":-9223372036854775808}"},
+    {"{ f = 2.5, g = 0.1, h = -1e-7 }", "{\"f\":2.5,\"g\":0.1,\"h\":-1e-07}"},
+    {"{ w = 10.0, p = 2^53 }", "{\"p\":9007199254740992,\"w\":10}"},
+    {"{ e = 1e19, t = 1e300 }", "{\"e\":1e+19,\"t\":1e+300}"},
+    {"{ third = 1/3 }", "{\"third\":0.3333333333333333}"},
+    {"{ b = true, c = false }", "{\"b\":true,\"c\":false}"},
+    {"{ l = { 'A', 'B' } }", "{\"l\":[\"A\",\"B\"]}"},
+    {"{ l = { 1, 'two', true, 4.5 } }", "{\"l\":[1,\"two\",true,4.5]}"},
+    {"{ o = { k = 1, j = { 'x' } } }", "{\"o\":{\"j\":[\"x\"],\"k\":1}}"},
+    {"{ e = {} }", "{\"e\":{}}"},
+    {"{ l = { { a = 1 }, { 2, 3 }, {} } }", "{\"l\":[{\"a\":1},[2,3],{}]}"},
+    {"{ z = 1, a = 2, m = 3, A = 4, ['with space'] = 5 }", "{\"A\":4,\"a\":2,\"m\":3,\"with space\":5,\"z\":1}"},
+    {"{ ['1'] = 'string key, not an index' }", "{\"1\":\"string key, not an index\"}"},
+    /* the deepest allowed: the params table and 7 nested ones */
+    {"(function() local p = {} local c = p for _ = 1, 7 do c.x = {} c = c.x end return p end)()",
+     "{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{}}}}}}}}"},
+    /* one shared table twice is fine: only nesting is limited */
+    {"(function() local t = { 1 } return { a = t, b = t } end)()", "{\"a\":[1],\"b\":[1]}"},
+};
+
+START_TEST(params_convert)
+{
+    char src[1024], want[512];
+    snprintf(src, sizeof src, "local p = %s\n%s", param_forms[_i].lua,
+             SEG_WITH("s.actions = { { action = 'x', params = p } }"));
+    snprintf(want, sizeof want,
+             "[{\"name\":\"buyers\",\"product\":\"4123456\","
+             "\"trigger\":{\"id\":\"purchase_approved\",\"params\":{}},\"conditions\":[],\"integration\":\"mc\","
+             "\"actions\":[{\"action\":\"x\",\"params\":%s}],\"options\":{},\"enabled\":true}]",
+             param_forms[_i].json);
+    lb_config *cfg = load_ok(src);
+    ck_assert_str_eq(cfg->accounts[0].segmentations_json, want);
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* Options and trigger params take the same conversion. */
+START_TEST(options_and_trigger_params_convert)
+{
+    lb_config *cfg = load_ok(SEG_WITH("s.options = { delay = 1.5, tags = { 'a' } }\n"
+                                      "s.trigger = { id = 'club_progress', params = { percent = 50.0 } }"));
+    const char *json = cfg->accounts[0].segmentations_json;
+    ck_assert_ptr_nonnull(strstr(json, "\"trigger\":{\"id\":\"club_progress\",\"params\":{\"percent\":50}}"));
+    ck_assert_ptr_nonnull(strstr(json, "\"options\":{\"delay\":1.5,\"tags\":[\"a\"]}"));
+    lb_config_free(cfg);
+}
+END_TEST
+
+/* A memory error raised while the segmentation JSON is half built (here: the
+ * sorted-keys array of a 5000-key params table, once the config has eaten
+ * all but a few bytes of its budget) must free that JSON: ASan's leak
+ * check fails the run otherwise. */
+START_TEST(memory_error_mid_segmentation_frees_json)
+{
+    static const char src[] =
+        "local p = {} for i = 1, 5000 do p['k' .. i] = i end\n"
+        "p.hog = {}\n"
+        "local s = { " SEG_OK " }\n"
+        "s.actions[1].params = p\n" ACC_WITH(INTEG_MC ", segmentations = { s }")
+        "local function grab(n) p.hog[#p.hog + 1] = string.rep('x', n) end\n"
+        "local size = 1 << 20\n"
+        "while size >= 16 do\n"
+        "  if not pcall(grab, size) then size = size // 2 end\n"
+        "end\n";
+    expect_error(src, "", "more than 16 MiB");
+}
+END_TEST
+
+/* ---- new keys: errors ---------------------------------------------------------- */
+
+static const struct bad_case bad_dirs[] = {
+    {"plugin_dir = 5\n" ACC, "plugin_dir", "expected a string, got number"},
+    {"plugin_dir = ''\n" ACC, "plugin_dir", "must not be empty"},
+    {"rules_dir = {}\n" ACC, "rules_dir", "expected a string, got table"},
+    {"rules_dir = ''\n" ACC, "rules_dir", "must not be empty"},
+    {"rules_dir = 'a\\0b'\n" ACC, "rules_dir", "NUL"},
+    {"custom_rules_dir = ''\n" ACC, "custom_rules_dir", "must not be empty"},
+    {"custom_rules_dir = false\n" ACC, "custom_rules_dir", "expected a string, got boolean"},
+    {"plugins_dir = 'x'\n" ACC, "plugins_dir", "unknown key"},
+};
+
+START_TEST(bad_dir_rejected)
+{
+    expect_error(bad_dirs[_i].src, bad_dirs[_i].field, bad_dirs[_i].msg);
+}
+END_TEST
+
+static const struct bad_case bad_integrations[] = {
+    {ACC_WITH("integrations = 'mc'"), "accounts[1].integrations", "expected a list"},
+    {ACC_WITH("integrations = { x = {} }"), "accounts[1].integrations", "without named keys or gaps"},
+    {ACC_WITH("integrations = { [2] = {} }"), "accounts[1].integrations", "without named keys or gaps"},
+    {ACC_WITH("integrations = { 'mc' }"), INT1, "expected a table { id = ..., provider = ... }, got string"},
+    {ACC_WITH("integrations = { { id = 'mc', provider = 'sandbox' }, 5 }"), "accounts[1].integrations[2]",
+     "expected a table"},
+    {ACC_WITH("integrationz = {}"), "accounts[1].integrationz", "unknown key"},
+    {INTEG_WITH("i.rates = 1"), INT1 ".rates", "unknown key"},
+    {INTEG_WITH("i[1] = 'x'"), INT1, "keys must be names, found a number key"},
+    {INTEG_WITH("i.id = nil"), INT1 ".id", "is required"},
+    {INTEG_WITH("i.id = 7"), INT1 ".id", "expected a string, got number"},
+    {INTEG_WITH("i.id = 'MC'"), INT1 ".id", "must be 1 to 64 characters from a-z, 0-9, '_' and '-'"},
+    {INTEG_WITH("i.id = ''"), INT1 ".id", "must be 1 to 64"},
+    {INTEG_WITH("i.id = 'm c'"), INT1 ".id", "must be 1 to 64"},
+    {INTEG_WITH("i.id = string.rep('a', 65)"), INT1 ".id", "must be 1 to 64"},
+    {INTEG_WITH("i.provider = nil"), INT1 ".provider", "is required"},
+    {INTEG_WITH("i.provider = true"), INT1 ".provider", "expected a string, got boolean"},
+    {INTEG_WITH("i.provider = 'mail-chimp'"), INT1 ".provider", "must be 1 to 64 characters from a-z, 0-9 and '_'"},
+    {INTEG_WITH("i.provider = 'Mailchimp'"), INT1 ".provider", "must be 1 to 64"},
+    {INTEG_WITH("i.provider = ''"), INT1 ".provider", "must be 1 to 64"},
+    {ACC_WITH("integrations = { { id = 'mc', provider = 'a' }, { id = 'mc', provider = 'b' } }"),
+     "accounts[1].integrations[2].id", "duplicate integration id \"mc\" (also accounts[1].integrations[1])"},
+    {INTEG_WITH("i.settings = 'api_key=x'"), INT1 ".settings",
+     "expected a table of names to strings, numbers or booleans, got string"},
+    {INTEG_WITH("i.settings = { 'x' }"), INT1 ".settings", "keys must be names, found a number key"},
+    {INTEG_WITH("i.settings = { [true] = 'x' }"), INT1 ".settings", "keys must be names, found a boolean key"},
+    {INTEG_WITH("i.settings = { [''] = 'x' }"), INT1 ".settings", "a setting name must not be empty"},
+    {INTEG_WITH("i.settings = { ['a\\0b'] = 'x' }"), INT1 ".settings", "keys must not contain NUL bytes"},
+    {INTEG_WITH("i.settings = { k = {} }"), INT1 ".settings.k", "expected a string, number or boolean, got table"},
+    {INTEG_WITH("i.settings = { k = function() end }"), INT1 ".settings.k", "got function"},
+    {INTEG_WITH("i.settings = { k = 0/0 }"), INT1 ".settings.k", "must be a finite number"},
+    {INTEG_WITH("i.settings = { k = -math.huge }"), INT1 ".settings.k", "must be a finite number"},
+    {INTEG_WITH("i.settings = { k = 'a\\0b' }"), INT1 ".settings.k", "NUL"},
+    {INTEG_WITH("i.rate = 0"), INT1 ".rate", "greater than 0"},
+    {INTEG_WITH("i.rate = -1"), INT1 ".rate", "greater than 0"},
+    {INTEG_WITH("i.rate = 0/0"), INT1 ".rate", "greater than 0"},
+    {INTEG_WITH("i.rate = math.huge"), INT1 ".rate", "greater than 0"},
+    {INTEG_WITH("i.rate = '10'"), INT1 ".rate", "expected a number (requests per second), got string"},
+    {INTEG_WITH("i.burst = 0"), INT1 ".burst", "must be a whole number from 1 to 4294967295"},
+    {INTEG_WITH("i.burst = 1.5"), INT1 ".burst", "must be a whole number"},
+    {INTEG_WITH("i.burst = 2^32"), INT1 ".burst", "from 1 to 4294967295"},
+    {INTEG_WITH("i.burst = '5'"), INT1 ".burst", "expected a whole number, got string"},
+    {INTEG_WITH("i.concurrency = 0"), INT1 ".concurrency", "must be a whole number from 1 to 1024"},
+    {INTEG_WITH("i.concurrency = 1025"), INT1 ".concurrency", "from 1 to 1024"},
+    {INTEG_WITH("i.concurrency = 2.5"), INT1 ".concurrency", "from 1 to 1024"},
+    {INTEG_WITH("i.concurrency = -1"), INT1 ".concurrency", "from 1 to 1024"},
+};
+
+START_TEST(bad_integration_rejected)
+{
+    expect_error(bad_integrations[_i].src, bad_integrations[_i].field, bad_integrations[_i].msg);
+}
+END_TEST
+
+static const struct bad_case bad_segmentations[] = {
+    {ACC_WITH(INTEG_MC ", segmentations = 'buyers'"), "accounts[1].segmentations", "expected a list"},
+    {ACC_WITH(INTEG_MC ", segmentations = { x = {} }"), "accounts[1].segmentations", "without named keys"},
+    {ACC_WITH(INTEG_MC ", segmentations = { 'buyers' }"), SEG1, "expected a table { name = ..., product"},
+    {SEG_WITH("s.nmae = 'x'"), SEG1 ".nmae", "unknown key"},
+    {SEG_WITH("s[1] = 'x'"), SEG1, "keys must be names, found a number key"},
+    /* name */
+    {SEG_WITH("s.name = nil"), SEG1 ".name", "is required"},
+    {SEG_WITH("s.name = 5"), SEG1 ".name", "expected a string, got number"},
+    {SEG_WITH("s.name = ''"), SEG1 ".name", "must be 1 to 100 characters from A-Z, a-z, 0-9, space"},
+    {SEG_WITH("s.name = 'a/b'"), SEG1 ".name", "must be 1 to 100"},
+    {SEG_WITH("s.name = 'ação'"), SEG1 ".name", "must be 1 to 100"},
+    {SEG_WITH("s.name = string.rep('a', 101)"), SEG1 ".name", "must be 1 to 100"},
+    {"local s = { " SEG_OK " }\n" ACC_WITH(INTEG_MC ", segmentations = { s, { " SEG_OK " } }"),
+     "accounts[1].segmentations[2].name", "duplicate segmentation name \"buyers\" (also accounts[1].segmentations[1])"},
+    /* product */
+    {SEG_WITH("s.product = nil"), SEG1 ".product", "is required"},
+    {SEG_WITH("s.product = ''"), SEG1 ".product", "must not be empty"},
+    {SEG_WITH("s.product = 'a\\0b'"), SEG1 ".product", "NUL"},
+    {SEG_WITH("s.product = 0"), SEG1 ".product", "expected a positive whole number or a string"},
+    {SEG_WITH("s.product = -3"), SEG1 ".product", "positive whole number"},
+    {SEG_WITH("s.product = 12.5"), SEG1 ".product", "positive whole number"},
+    {SEG_WITH("s.product = true"), SEG1 ".product", "expected a product id (a string or a whole number), got boolean"},
+    /* trigger */
+    {SEG_WITH("s.trigger = nil"), SEG1 ".trigger", "is required"},
+    {SEG_WITH("s.trigger = ''"), SEG1 ".trigger", "must not be empty"},
+    {SEG_WITH("s.trigger = 5"), SEG1 ".trigger", "expected a trigger id or a table { id = ..., params = {...} }"},
+    {SEG_WITH("s.trigger = { params = {} }"), SEG1 ".trigger.id", "is required"},
+    {SEG_WITH("s.trigger = { id = '' }"), SEG1 ".trigger.id", "must not be empty"},
+    {SEG_WITH("s.trigger = { id = 'x', param = {} }"), SEG1 ".trigger.param", "unknown key"},
+    {SEG_WITH("s.trigger = { id = 'x', params = 'p' }"), SEG1 ".trigger.params",
+     "expected a table of named values, got string"},
+    {SEG_WITH("s.trigger = { id = 'x', params = { 50 } }"), SEG1 ".trigger.params", "got a list"},
+    /* conditions */
+    {SEG_WITH("s.conditions = 'x'"), SEG1 ".conditions", "expected a list"},
+    {SEG_WITH("s.conditions = { { id = 'a' }, y = 1 }"), SEG1 ".conditions", "without named keys or gaps"},
+    {SEG_WITH("s.conditions = { 'payment_method' }"), SEG1 ".conditions[1]",
+     "expected a table { id = ..., params = {...} }, got string"},
+    {SEG_WITH("s.conditions = { { params = {} } }"), SEG1 ".conditions[1].id", "is required"},
+    {SEG_WITH("s.conditions = { { id = 'a', paramz = {} } }"), SEG1 ".conditions[1].paramz", "unknown key"},
+    {SEG_WITH("s.conditions = { { id = 'a' }, { id = 'b', params = { x = function() end } } }"),
+     SEG1 ".conditions[2].params.x", "expected a string, number, boolean or table, got function"},
+    /* custom */
+    {SEG_WITH("s.custom = 'vip.lua'"), SEG1 ".custom", "expected a table { file = ... } or { inline = ... }"},
+    {SEG_WITH("s.custom = {}"), SEG1 ".custom", "set exactly one of file or inline"},
+    {SEG_WITH("s.custom = { file = 'a.lua', inline = 'return true' }"), SEG1 ".custom", "exactly one"},
+    {SEG_WITH("s.custom = { path = 'a.lua' }"), SEG1 ".custom.path", "unknown key"},
+    {SEG_WITH("s.custom = { file = '' }"), SEG1 ".custom.file", "must not be empty"},
+    {SEG_WITH("s.custom = { inline = 5 }"), SEG1 ".custom.inline", "expected a string, got number"},
+    /* integration */
+    {SEG_WITH("s.integration = nil"), SEG1 ".integration", "is required"},
+    {SEG_WITH("s.integration = 5"), SEG1 ".integration", "expected a string, got number"},
+    {SEG_WITH("s.integration = 'nope'"), SEG1 ".integration",
+     "no integration with id \"nope\" in accounts[1].integrations"},
+    {"local s = { " SEG_OK " }\n" ACC_WITH("segmentations = { s }"), SEG1 ".integration",
+     "names \"mc\" but accounts[1] declares no integrations"},
+    /* actions */
+    {SEG_WITH("s.actions = nil"), SEG1 ".actions", "is required"},
+    {SEG_WITH("s.actions = {}"), SEG1 ".actions", "must list at least one action"},
+    {SEG_WITH("s.actions = { action = 'tag_add' }"), SEG1 ".actions", "without named keys or gaps"},
+    {SEG_WITH("s.actions = { { params = {} } }"), SEG1 ".actions[1].action", "is required"},
+    {SEG_WITH("s.actions = { { action = 7 } }"), SEG1 ".actions[1].action", "expected a string, got number"},
+    {SEG_WITH("s.actions = { { action = 'tag_add', id = 'x' } }"), SEG1 ".actions[1].id", "unknown key"},
+    {SEG_WITH("s.actions[2] = { action = 'tag_add', params = 'x' }"), "accounts[1].segmentations[1].actions[2].params",
+     "expected a table of named values"},
+    {SEG_WITH("s.actions = { 'tag_add' }"), SEG1 ".actions[1]",
+     "expected a table { action = ..., params = {...} }, got string"},
+    /* options, enabled */
+    {SEG_WITH("s.options = 'x'"), SEG1 ".options", "expected a table of named values, got string"},
+    {SEG_WITH("s.options = { 1 }"), SEG1 ".options", "expected a table of named values, got a list"},
+    {SEG_WITH("s.options = { x = { y = function() end } }"), SEG1 ".options.x.y", "got function"},
+    {SEG_WITH("s.enabled = 'yes'"), SEG1 ".enabled", "expected a boolean (true or false), got string"},
+    {SEG_WITH("s.enabled = 1"), SEG1 ".enabled", "expected a boolean"},
+};
+
+START_TEST(bad_segmentation_rejected)
+{
+    expect_error(bad_segmentations[_i].src, bad_segmentations[_i].field, bad_segmentations[_i].msg);
+}
+END_TEST
+
+/* Params conversion errors, each with the field of the offending value. */
+#define P1 SEG1 ".actions[1].params"
+#define WITH_PARAMS(lua) "local p = " lua "\n" SEG_WITH("s.actions[1].params = p")
+static const struct bad_case bad_params[] = {
+    {WITH_PARAMS("(function() local p = {} local c = p for _ = 1, 8 do c.x = {} c = c.x end return p end)()"),
+     P1 ".x.x.x.x.x.x.x.x", "tables nested deeper than 8 levels"},
+    {WITH_PARAMS("(function() local p = {} p.me = p return p end)()"), P1 ".me.me.me.me.me.me.me.me",
+     "nested deeper than 8"},
+    {WITH_PARAMS("{ l = { (function() local t = {} t[1] = t return t end)() } }"), P1 ".l[1][1][1][1][1][1][1]",
+     "nested deeper than 8"},
+    {WITH_PARAMS("{ m = { 'a', x = 'b' } }"), P1 ".m", "keys must be names, found a number key"},
+    {WITH_PARAMS("{ l = { [1] = 'a', [3] = 'b' } }"), P1 ".l", "keys must be names, found a number key"},
+    {WITH_PARAMS("{ l = { [0] = 'a' } }"), P1 ".l", "found a number key"},
+    {WITH_PARAMS("{ l = { [1.5] = 'a' } }"), P1 ".l", "found a number key"},
+    {WITH_PARAMS("{ [true] = 1 }"), P1, "keys must be names, found a boolean key"},
+    {WITH_PARAMS("{ [{}] = 1 }"), P1, "found a table key"},
+    {WITH_PARAMS("{ ['a\\0b'] = 1 }"), P1, "keys must not contain NUL bytes"},
+    {WITH_PARAMS("{ x = 0/0 }"), P1 ".x", "must be a finite number"},
+    {WITH_PARAMS("{ x = math.huge }"), P1 ".x", "must be a finite number"},
+    {WITH_PARAMS("{ l = { 1, -math.huge } }"), P1 ".l[2]", "must be a finite number"},
+    {WITH_PARAMS("{ f = function() end }"), P1 ".f", "expected a string, number, boolean or table, got function"},
+    {WITH_PARAMS("{ l = { 'a', string.len } }"), P1 ".l[2]", "got function"},
+    {WITH_PARAMS("{ s = 'a\\0b' }"), P1 ".s", "must not contain NUL bytes"},
+    {WITH_PARAMS("{ 'list' }"), P1, "expected a table of named values, got a list"},
+};
+
+START_TEST(bad_params_rejected)
+{
+    expect_error(bad_params[_i].src, bad_params[_i].field, bad_params[_i].msg);
 }
 END_TEST
 
@@ -614,6 +1095,10 @@ static const char *const leaky[] = {
     "local h = '" SECRET "' & 1\n",
     "local h = '" SECRET "'\naccounts = { { id = 'a', hottok = h, api_token = 'x' } }\n",
     "accounts = { " ACCOUNT("a", "ENV:" SECRET, "token-aaaa") " }\n",
+    /* a literal secret in an integration's settings, next to a bad value */
+    ACC_WITH("integrations = { { id = 'mc', provider = 'x', settings = { api_key = '" SECRET "', z = {} } } }"),
+    ACC_WITH("integrations = { { id = 'mc', provider = 'x', settings = { api_key = '" SECRET "\\0' } } }"),
+    ACC_WITH("integrations = { { id = 'mc', provider = 'x', settings = { api_key = { '" SECRET "' } } } }"),
 };
 
 START_TEST(error_never_contains_secret)
@@ -656,6 +1141,7 @@ static TCase *valid_tcase(void)
     TCase *tc = tcase_create("valid");
     tcase_add_checked_fixture(tc, env_setup, env_teardown);
     tcase_add_test(tc, demo_loads_with_defaults);
+    tcase_add_test(tc, demo_has_sandbox_integration_and_segmentations);
     tcase_add_test(tc, minimal_config_gets_defaults);
     tcase_add_test(tc, every_key_parsed);
     tcase_add_loop_test(tc, max_body_forms_parse, 0, N(max_body_forms));
@@ -677,6 +1163,32 @@ static TCase *invalid_tcase(void)
     tcase_add_loop_test(tc, bad_scalar_rejected, 0, N(bad_scalars));
     tcase_add_loop_test(tc, bad_account_rejected, 0, N(bad_accounts));
     tcase_add_test(tc, first_unknown_key_reported_alphabetically);
+    return tc;
+}
+
+static TCase *integrations_tcase(void)
+{
+    TCase *tc = tcase_create("integrations");
+    tcase_add_checked_fixture(tc, env_setup, env_teardown);
+    tcase_add_test(tc, integration_every_key_parsed);
+    tcase_add_test(tc, same_ids_in_two_accounts_allowed);
+    tcase_add_test(tc, empty_lists_declare_nothing);
+    tcase_add_loop_test(tc, bad_dir_rejected, 0, N(bad_dirs));
+    tcase_add_loop_test(tc, bad_integration_rejected, 0, N(bad_integrations));
+    return tc;
+}
+
+static TCase *segmentations_tcase(void)
+{
+    TCase *tc = tcase_create("segmentations");
+    tcase_add_test(tc, segmentation_every_key_json);
+    tcase_add_test(tc, segmentation_strings_escaped);
+    tcase_add_loop_test(tc, params_convert, 0, N(param_forms));
+    tcase_add_test(tc, options_and_trigger_params_convert);
+    tcase_add_test(tc, memory_error_mid_segmentation_frees_json);
+    tcase_add_loop_test(tc, bad_segmentation_rejected, 0, N(bad_segmentations));
+    tcase_add_loop_test(tc, bad_params_rejected, 0, N(bad_params));
+    tcase_set_timeout(tc, 30);
     return tc;
 }
 
@@ -718,6 +1230,8 @@ static Suite *make_suite(void)
     Suite *s = suite_create("config");
     suite_add_tcase(s, valid_tcase());
     suite_add_tcase(s, invalid_tcase());
+    suite_add_tcase(s, integrations_tcase());
+    suite_add_tcase(s, segmentations_tcase());
     suite_add_tcase(s, secrets_tcase());
     suite_add_tcase(s, lua_tcase());
     return s;

@@ -836,8 +836,10 @@ static const struct {
     {"return function() local s = string.rep('x', 1 << 30) return true end", NULL, -1, "nomem:"},
     {"return function() local s = ('x'):rep(1 << 30) return true end", NULL, -1, "nomem:"},
     {"return function() local s = 'x' while true do s = s .. s end end", NULL, -1, "nomem:"},
-    {"return function() local t = {} for i = 1, 1e9 do t[i] = i end return true end", NULL, -1, "nomem:"},
-    {"return function() local t = {} for i = 1, 1e9 do t[#t + 1] = { i } end return true end", NULL, -1, "nomem:"},
+    /* table growth: the per-evaluation memory cap or the CPU budget, whichever
+     * comes first (see table_growth_bomb_hits_memory_cap for the memory one) */
+    {"return function() local t = {} for i = 1, 1e9 do t[i] = i end return true end", NULL, -1, ": "},
+    {"return function() local t = {} for i = 1, 1e9 do t[#t + 1] = { i } end return true end", NULL, -1, ": "},
     {"return function() local ok = pcall(string.rep, 'x', 1 << 30) return true end", NULL, -1, "nomem:"},
     {"return function() while true do end end", NULL, -1, "timeout:"},
     {"return function() while true do pcall(function() while true do end end) end end", NULL, -1, "timeout:"},
@@ -845,7 +847,8 @@ static const struct {
     {"return function() for i = 1, math.huge do pcall(error, 'x') end end", NULL, -1, "timeout:"},
     {"return function() xpcall(function() while true do end end, function(m) return m end) return true end", NULL, -1, "timeout:"},
     {"return function() local function f(n) return 1 + f(n + 1) end return f(1) > 0 end", NULL, -1, ""},
-    {"return function() local function f() return pcall(f) end f() return true end", NULL, -1, ""},
+    /* pcall catches "stack overflow" at the deepest level: contained, true */
+    {"return function() local function f() return pcall(f) end f() return true end", NULL, 1, NULL},
     {"return function(ev) ev.type = 'x' return true end", NULL, -1, "event is read-only"},
     {"return function(ev) ev.purchase.status = 'x' return true end", NULL, -1, "event is read-only"},
     {"return function(ev) ev.lead.new_key = 1 return true end", NULL, -1, "event is read-only"},
@@ -1028,11 +1031,30 @@ START_TEST(per_evaluation_memory_budget_honoured)
 }
 END_TEST
 
+START_TEST(table_growth_bomb_hits_memory_cap)
+{
+    lb_rules_limits lim = {0};
+    lim.cpu_budget_us = 5 * 1000 * 1000; /* generous: the memory cap must stop it */
+    lim.insn_budget = 1000L * 1000 * 1000;
+    lb_error err;
+    lb_rules *r = lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err);
+    ck_assert_ptr_nonnull(r);
+    const char *srcs[] = {"return function() local t = {} for i = 1, 1e9 do t[i] = i end return true end",
+                          "return function() local t = {} for i = 1, 1e9 do t[#t + 1] = { i } end return true end",
+                          "return function() local t = {} for i = 1, 1e9 do t['k' .. i] = i end return true end"};
+    for (int i = 0; i < N(srcs); i++) {
+        ck_assert_int_eq(match_custom(r, srcs[i], "PURCHASE_APPROVED", &err), -1);
+        ck_assert_msg(strstr(err.message, "nomem:") != NULL, "%d: %s", i, err.message);
+    }
+    lb_rules_free(r);
+}
+END_TEST
+
 /* Memory a rule keeps between evaluations counts against the set's cap. */
 START_TEST(total_memory_cap_honoured)
 {
     lb_rules_limits lim = {0};
-    lim.mem_total = 64 * 1024;
+    lim.mem_total = 16 * 1024;
     lb_error err;
     ck_assert_ptr_null(lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err));
     ck_assert_ptr_nonnull(strstr(err.message, "memory"));
@@ -1086,9 +1108,9 @@ static const struct {
     {"triggers", "nomatch.lua",
      "return { id = 't2', label = 'T', group = 'G', description = 'd', events = { 'purchase.approved' }, carries = {} }",
      "'match' must be a function"},
-    {"triggers", "dup.lua", TRIG("") "", NULL},
+    {"triggers", "zdup.lua", TRIG("") "", NULL},
     {"triggers", "nodesc.lua",
-     "return { id = 't2', label = 'T', group = 'G', events = { 'purchase.approved' }, carries = {}, match = print }",
+     "return { id = 't2', label = 'T', group = 'G', events = { 'purchase.approved' }, carries = {}, match = function() end }",
      "'description'"},
     {"triggers", "typo.lua", TRIG("event = 'x'"), "unknown field 'event'"},
     {"triggers", "badevent.lua",
@@ -1128,7 +1150,7 @@ static const struct {
     {"triggers", "notable.lua", "return 1", "must return a table, not a number"},
     {"triggers", "toperr.lua", "error('boom')", "boom"},
     {"triggers", "loop.lua", "while true do end", "timeout"},
-    {"triggers", "bomb.lua", "local t = {} for i = 1, 1e9 do t[i] = i end", "nomem"},
+    {"triggers", "bomb.lua", "local s = 'x' while true do s = s .. s end", "nomem"},
     {"triggers", "global.lua", "x = 1 " TRIG(""), "may not define globals"},
     {"triggers", "binary.lua", "\x1bLua\x54", "binary"},
     {"conditions", "badneeds.lua",
@@ -1147,9 +1169,9 @@ START_TEST(broken_module_fails_load)
 {
     char dir[64];
     const char *src = broken_modules[_i].src;
-    /* dup.lua reuses t1's id: the file sorts after t1.lua, so it is the one named */
+    /* zdup.lua reuses t1's id: it sorts after t1.lua, so it is the one named */
     char dup[400];
-    if (strcmp(broken_modules[_i].file, "dup.lua") == 0) {
+    if (strcmp(broken_modules[_i].file, "zdup.lua") == 0) {
         snprintf(dup, sizeof dup, "%s", valid_trigger);
         src = dup;
     }
@@ -1252,6 +1274,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, instruction_budget_honoured);
     tcase_add_test(tc, per_evaluation_memory_budget_honoured);
     tcase_add_test(tc, total_memory_cap_honoured);
+    tcase_add_test(tc, table_growth_bomb_hits_memory_cap);
     tcase_add_test(tc, temp_rules_dir_loads);
     tcase_add_loop_test(tc, broken_module_fails_load, 0, N(broken_modules));
     tcase_add_test(tc, missing_directories_fail_load);

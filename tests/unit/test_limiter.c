@@ -1,0 +1,146 @@
+/* test_limiter.c: token bucket, concurrency gate and provider pause, with
+ * the time passed in. */
+#include "limiter.h"
+#include "tap.h"
+
+START_TEST(bucket_unlimited)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 0, 0, 0);
+    for (int i = 0; i < 10000; i++)
+        ck_assert(lb_bucket_take(&b, 0));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 0), 0);
+}
+END_TEST
+
+START_TEST(bucket_burst_then_rate)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 10, 3, 1000); /* 10/s: one token per 100 ms; 3 at once */
+    for (int i = 0; i < 3; i++)
+        ck_assert(lb_bucket_take(&b, 1000));
+    ck_assert(!lb_bucket_take(&b, 1000));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 1000), 100);
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 1040), 60);
+    ck_assert(!lb_bucket_take(&b, 1099));
+    ck_assert(lb_bucket_take(&b, 1100));
+    ck_assert(!lb_bucket_take(&b, 1100));
+    /* refill stops at the burst */
+    for (int i = 0; i < 3; i++)
+        ck_assert(lb_bucket_take(&b, 60000));
+    ck_assert(!lb_bucket_take(&b, 60000));
+}
+END_TEST
+
+START_TEST(bucket_default_burst_and_slow_rates)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 4.5, 0, 0); /* burst defaults to ceil(rate) */
+    int n = 0;
+    while (lb_bucket_take(&b, 0))
+        n++;
+    ck_assert_int_eq(n, 5);
+    lb_bucket_init(&b, 0.5, 0, 0); /* one every two seconds, burst 1 */
+    ck_assert(lb_bucket_take(&b, 0));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 1000), 1000);
+    ck_assert(!lb_bucket_take(&b, 1999));
+    ck_assert(lb_bucket_take(&b, 2000));
+}
+END_TEST
+
+START_TEST(bucket_clock_backwards_gives_nothing)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 1, 1, 5000);
+    ck_assert(lb_bucket_take(&b, 5000));
+    ck_assert(!lb_bucket_take(&b, 1000)); /* stepped back: no credit, no crash */
+    ck_assert(lb_bucket_take(&b, 6000));
+}
+END_TEST
+
+START_TEST(gate_limits_and_unlimited)
+{
+    lb_gate g = {.limit = 2};
+    ck_assert(lb_gate_enter(&g));
+    ck_assert(lb_gate_enter(&g));
+    ck_assert(!lb_gate_enter(&g));
+    lb_gate_leave(&g);
+    ck_assert(lb_gate_enter(&g));
+    lb_gate_leave(&g);
+    lb_gate_leave(&g);
+    lb_gate_leave(&g); /* an extra leave does not underflow */
+    ck_assert_uint_eq(g.in_use, 0);
+    lb_gate u = {.limit = 0};
+    for (int i = 0; i < 1000; i++)
+        ck_assert(lb_gate_enter(&u));
+}
+END_TEST
+
+START_TEST(limiter_full_spends_no_token)
+{
+    lb_limiter l;
+    int64_t wait;
+    lb_limiter_init(&l, 10, 2, 1, 0);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_FULL);
+    lb_limiter_release(&l);
+    /* the refused call kept the second token */
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    lb_limiter_release(&l);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_WAIT);
+    ck_assert_int_eq(wait, 100);
+}
+END_TEST
+
+START_TEST(limiter_pause)
+{
+    lb_limiter l;
+    int64_t wait;
+    lb_limiter_init(&l, 0, 0, 0, 0);
+    lb_limiter_pause_until(&l, 5000);
+    lb_limiter_pause_until(&l, 3000); /* the later pause stays */
+    ck_assert_int_eq(lb_limiter_acquire(&l, 1000, &wait), LB_LIMIT_WAIT);
+    ck_assert_int_eq(wait, 4000);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 5000, &wait), LB_LIMIT_GO);
+}
+END_TEST
+
+START_TEST(limiter_reconfigure_keeps_state)
+{
+    lb_limiter l;
+    int64_t wait;
+    lb_limiter_init(&l, 1, 5, 3, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    lb_limiter_configure(&l, 1, 10, 2, 0);
+    ck_assert_uint_eq(l.gate.in_use, 3); /* calls in flight survive a reload */
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_FULL);
+    lb_limiter_release(&l);
+    lb_limiter_release(&l);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_FULL);
+    lb_limiter_release(&l);
+    /* no fresh burst from the reload: the 2 tokens left were all it had */
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    lb_limiter_release(&l);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_WAIT);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+    Suite *s = suite_create("limiter");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, bucket_unlimited);
+    tcase_add_test(tc, bucket_burst_then_rate);
+    tcase_add_test(tc, bucket_default_burst_and_slow_rates);
+    tcase_add_test(tc, bucket_clock_backwards_gives_nothing);
+    tcase_add_test(tc, gate_limits_and_unlimited);
+    tcase_add_test(tc, limiter_full_spends_no_token);
+    tcase_add_test(tc, limiter_pause);
+    tcase_add_test(tc, limiter_reconfigure_keeps_state);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lb_run_suite_tap(make_suite()); }
