@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-void lb_job_free(lb_job *job)
+void lb_job_free(lb_outbox_job *job)
 {
     if (!job)
         return;

@@ -15,7 +15,7 @@ typedef enum lb_job_state {
     LB_JOB_DEAD = 3,  /* permanent failure, or attempts/age exhausted: on the dead-letter list */
 } lb_job_state;
 
-typedef struct lb_job {
+typedef struct lb_outbox_job {
     int64_t id;                /* the store's id; 0 until stored */
     char *account;
     char *integration;         /* the integration id inside the account */
@@ -31,9 +31,9 @@ typedef struct lb_job {
     int attempts;              /* attempts that counted (rate-limit answers do not) */
     int64_t created_at_ms;
     int64_t next_attempt_at_ms;
-} lb_job;
+} lb_outbox_job;
 
-void lb_job_free(lb_job *job);
+void lb_job_free(lb_outbox_job *job);
 
 /* What one attempt did, as the dispatcher records it (one writer task). */
 typedef struct lb_job_outcome {

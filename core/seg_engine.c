@@ -231,14 +231,14 @@ typedef struct job_src {
     char *lead[2]; /* lead_json without / with billet_url, made on first need */
 } job_src;
 
-static lb_job *make_job(job_src *src, const lb_segmentation *seg, size_t i)
+static lb_outbox_job *make_job(job_src *src, const lb_segmentation *seg, size_t i)
 {
     int b = seg->send_billet_link ? 1 : 0;
     if (!src->lead[b] && !(src->lead[b] = lead_text(src->event, b)))
         return NULL;
     char idem[80];
     snprintf(idem, sizeof idem, "%" PRId64 ":%" PRId64 ":%zu", src->event_id, seg->id, i);
-    lb_job *j = calloc(1, sizeof *j);
+    lb_outbox_job *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
     j->account = strdup(src->account);
@@ -273,7 +273,7 @@ static void report_rule_error(const lb_seg_sink *sink, const lb_segmentation *se
 static int emit_jobs(job_src *src, const lb_segmentation *seg, const lb_seg_sink *sink)
 {
     for (size_t i = 0; i < seg->n_actions; i++) {
-        lb_job *j = make_job(src, seg, i);
+        lb_outbox_job *j = make_job(src, seg, i);
         if (!j) {
             lb_log(LB_LOG_ERROR, "out of memory making a job", "segmentation", seg->name, NULL);
             return -1;
@@ -314,12 +314,12 @@ int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *e
 
 /* ---- job list --------------------------------------------------------------------- */
 
-int lb_job_list_add(void *list, lb_job *job)
+int lb_job_list_add(void *list, lb_outbox_job *job)
 {
     lb_job_list *l = list;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 8;
-        lb_job **v = realloc(l->v, cap * sizeof *v);
+        lb_outbox_job **v = realloc(l->v, cap * sizeof *v);
         if (!v) {
             lb_job_free(job);
             return -1;
@@ -339,7 +339,7 @@ void lb_job_list_clear(lb_job_list *l)
     *l = (lb_job_list){NULL, 0, 0};
 }
 
-int lb_job_order_key(const lb_job *job, char *buf, size_t cap)
+int lb_job_order_key(const lb_outbox_job *job, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%s\x1f%s", job->integration, job->lead_email);
     if (n < 0 || (size_t)n >= cap) {

@@ -34,7 +34,7 @@ size_t lb_seg_engine_active(const lb_seg_engine *e);
 typedef struct lb_seg_sink {
     /* Takes ownership of job (free with lb_job_free), also when it fails.
      * Returns 0, or -1 to stop the evaluation (the caller is out of memory). */
-    int (*job)(void *ud, lb_job *job);
+    int (*job)(void *ud, lb_outbox_job *job);
     /* A rule failed (-1 from the rules host): err->field is "rule:<id>" and
      * err->message starts with the outcome. May be NULL; the engine logs
      * errors itself (except "disabled:", which the rules host logged once). */
@@ -67,15 +67,15 @@ json_object *lb_seg_engine_dry_run(lb_seg_engine *e, const char *account, json_o
 /* A growable list of jobs: pass lb_job_list_add as a sink's job callback and
  * the list as its ud. */
 typedef struct lb_job_list {
-    lb_job **v;
+    lb_outbox_job **v;
     size_t n, cap;
 } lb_job_list;
-int lb_job_list_add(void *list, lb_job *job);
+int lb_job_list_add(void *list, lb_outbox_job *job);
 /* Frees every job and the array; the list is empty and reusable after. */
 void lb_job_list_clear(lb_job_list *l);
 
 /* The order key of job.h, "<integration>\x1f<lead email>", into buf.
  * Returns its length, or -1 if it does not fit. */
-int lb_job_order_key(const lb_job *job, char *buf, size_t cap);
+int lb_job_order_key(const lb_outbox_job *job, char *buf, size_t cap);
 
 #endif

@@ -3,10 +3,7 @@
  * read from its JSON declaration, written back for listings, and checked for
  * consistency against the rules, the account's providers and its siblings.
  * docs/segmentations.md describes the shape, the checks and their codes.
- *
- * This header deliberately does not include <listboss/plugin.h>: that header
- * and core/job.h both define a `struct lb_job`, and the engine (which needs
- * job.h) includes this one. Descriptors are passed as `struct lb_plugin`. */
+ */
 #ifndef LB_SEGMENTATION_H
 #define LB_SEGMENTATION_H
 

@@ -37,7 +37,7 @@ typedef struct lb_store_options {
 } lb_store_options;
 
 /* Receives one stored job; the visitor takes ownership (lb_job_free). */
-typedef void (*lb_job_visit)(lb_job *job, void *ud);
+typedef void (*lb_job_visit)(lb_outbox_job *job, void *ud);
 
 /* A segmentation row; strings are valid during the visit only. */
 typedef struct lb_stored_segmentation {
@@ -57,7 +57,7 @@ typedef struct lb_store_ops {
     int (*commit)(void *impl, lb_error *err);
     void (*rollback)(void *impl);
     void (*close)(void *impl);
-    int (*put_job)(void *impl, lb_job *job, bool *inserted, lb_error *err);
+    int (*put_job)(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err);
     int (*record_outcome)(void *impl, const lb_job_outcome *o, lb_error *err);
     int (*set_integration_state)(void *impl, const char *account, const char *integration, bool broken,
                                  const char *reason, lb_error *err);
@@ -92,7 +92,7 @@ static inline void lb_store_rollback(lb_store *s) { s->ops->rollback(s->impl); }
 
 /* Jobs (the outbox). put_job: inside a transaction; *inserted is false when a
  * job with the same idempotency key exists (then job->id is not set). */
-static inline int lb_store_put_job(lb_store *s, lb_job *job, bool *inserted, lb_error *err)
+static inline int lb_store_put_job(lb_store *s, lb_outbox_job *job, bool *inserted, lb_error *err)
 {
     return s->ops->put_job(s->impl, job, inserted, err);
 }

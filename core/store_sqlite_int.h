@@ -36,7 +36,7 @@ void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err);
 
 /* store_sqlite_jobs.c */
-int lb_sqlite_put_job(void *impl, lb_job *job, bool *inserted, lb_error *err);
+int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err);
 int lb_sqlite_record_outcome(void *impl, const lb_job_outcome *o, lb_error *err);
 int lb_sqlite_set_integration_state(void *impl, const char *account, const char *integration, bool broken,
                                     const char *reason, lb_error *err);

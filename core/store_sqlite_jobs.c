@@ -18,7 +18,7 @@ static lb_job_state state_from_name(const char *name)
     return LB_JOB_READY;
 }
 
-int lb_sqlite_put_job(void *impl, lb_job *job, bool *inserted, lb_error *err)
+int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err)
 {
     sqlite_store *s = impl;
     sqlite3_stmt *st = lb_sqlite_cached(
@@ -213,9 +213,9 @@ static char *column_dup(sqlite3_stmt *st, int i)
     return strdup(v ? (const char *)v : "");
 }
 
-static lb_job *job_from_row(sqlite3_stmt *st)
+static lb_outbox_job *job_from_row(sqlite3_stmt *st)
 {
-    lb_job *job = calloc(1, sizeof *job);
+    lb_outbox_job *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
     job->id = sqlite3_column_int64(st, 0);
@@ -254,7 +254,7 @@ int lb_sqlite_load_pending_jobs(void *impl, lb_job_visit visit, void *ud, lb_err
         return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        lb_job *job = job_from_row(st);
+        lb_outbox_job *job = job_from_row(st);
         if (!job) {
             sqlite3_reset(st);
             return lb_fail(err, "", "out of memory loading jobs");

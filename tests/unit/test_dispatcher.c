@@ -12,18 +12,24 @@
  *   hang          never completes
  *   twice         completes OK, and again 5 ms later
  *   sync2         completes OK twice from inside submit
+ *   http          GETs /fast and /slow from the test's server; /fast's answer
+ *                 (classified by the core) completes the call, so /slow is
+ *                 dropped by the core
  * Everything the fake sees is recorded in the test context, which reaches
  * the plugin through its "ctx" setting (no globals). */
-#define lb_job lb_plugin_job /* plugin.h and job.h both name a struct lb_job */
 #include "plugin_host.h"
-#undef lb_job
 #include "dispatcher.h"
 
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tap.h"
 
@@ -63,9 +69,19 @@ typedef struct tctx {
     int persist_pending;
     int fix_after_ms; /* > 0: credentials become valid this long after the integration breaks */
     struct event *fix;
+    lb_outbox_job *late_job; /* enqueued once the integration breaks */
+    struct event *late_ev;
     size_t want;
     bool (*until)(const struct tctx *t);
     int64_t deadline_ms;
+    /* the http step */
+    lb_http_client *http;
+    struct evhttp *server;
+    int port;
+    char token[64];
+    const lb_settings *settings;
+    lb_call *http_call;
+    int slow_done, slow_seen;
 } tctx;
 
 static int64_t now_ms(void)
@@ -150,12 +166,15 @@ static int fake_init(const lb_core_api *api, const lb_settings *s, void **instan
         snprintf(err, errlen, "no ctx");
         return -1;
     }
-    ((tctx *)p)->api = api;
+    tctx *t = p;
+    t->api = api;
+    t->settings = s;
+    api->secret(s, "token", t->token, sizeof t->token);
     *instance = p;
     return 0;
 }
 
-static const char *job_param(const lb_plugin_job *job, const char *key)
+static const char *job_param(const lb_job *job, const char *key)
 {
     for (size_t i = 0; job->params[i] != NULL; i += 2)
         if (strcmp(job->params[i], key) == 0)
@@ -177,7 +196,7 @@ static void script_step(const char *script, int n, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)len, p);
 }
 
-static lb_result step_result(const tctx *t, const char *step, const lb_plugin_job *job)
+static lb_result step_result(const tctx *t, const char *step, const lb_job *job)
 {
     lb_result r = {0};
     const char *at = strchr(step, '@');
@@ -203,7 +222,7 @@ static lb_result step_result(const tctx *t, const char *step, const lb_plugin_jo
     return r; /* "zero" and "hang" stay zeroed */
 }
 
-static void record_submit(tctx *t, int64_t id, const lb_plugin_job *job)
+static void record_submit(tctx *t, int64_t id, const lb_job *job)
 {
     ck_assert_uint_lt(t->n_subs, MAX_REC);
     sub_rec *s = &t->subs[t->n_subs++];
@@ -215,15 +234,55 @@ static void record_submit(tctx *t, int64_t id, const lb_plugin_job *job)
         t->max_running = t->running;
 }
 
-static void fake_submit(void *instance, lb_call *call, const lb_plugin_job *job)
+static void on_fast(const lb_http_resp *resp, void *ud)
+{
+    tctx *t = ud;
+    uint32_t after = 0;
+    lb_result r = {.status = t->api->http_classify(resp, &after), .http_status = (int)resp->status};
+    r.retry_after_ms = after;
+    r.rate_limited = resp->status == 429;
+    /* a careless plugin puts the token in its reason: the core redacts it */
+    snprintf(r.reason, sizeof r.reason, "HTTP %ld (token %s)", resp->status, t->token);
+    ck_assert_str_eq(t->api->http_header(resp, "X-Fake"), "yes");
+    t->api->complete(t->http_call, &r); /* /slow is still in flight */
+    t->running--;
+}
+
+static void on_slow(const lb_http_resp *resp, void *ud)
+{
+    (void)resp;
+    ((tctx *)ud)->slow_done++; /* must never run: the call completed first */
+}
+
+static void http_step(tctx *t, lb_call *call)
+{
+    char url[128], auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", t->token);
+    const char *headers[] = {auth, NULL};
+    t->http_call = call;
+    t->api->log(t->settings, LB_LEVEL_WARN, "calling with token %s", t->token);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow?api_key=%s", t->port, t->token);
+    lb_http_req req = {.method = "GET", .url = url, .headers = headers};
+    ck_assert_ptr_nonnull(t->api->http_request(call, &req, on_slow, t));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/fast?api_key=%s", t->port, t->token);
+    ck_assert_ptr_nonnull(t->api->http_request(call, &req, on_fast, t));
+}
+
+static void fake_submit(void *instance, lb_call *call, const lb_job *job)
 {
     tctx *t = instance;
+    /* whatever the test: nothing runs on a broken integration */
+    ck_assert(!lb_dispatcher_integration_broken(t->d, "acc", "int1", NULL));
     long long id = 0;
     ck_assert_int_eq(sscanf(job->idempotency_key, "job-%lld", &id), 1);
     ck_assert(id > 0 && id < 64);
     char step[32];
     script_step(job_param(job, "script"), t->per_job[id]++, step, sizeof step);
     record_submit(t, id, job);
+    if (strcmp(step, "http") == 0) {
+        http_step(t, call);
+        return;
+    }
     lb_result r = step_result(t, step, job);
     if (strcmp(step, "sync2") == 0) {
         t->api->complete(call, &r);
@@ -263,7 +322,9 @@ static void fake_destroy(void *instance)
         op_free(t, t->ops);
 }
 
-static const lb_config_decl fake_config[] = {{"ctx", LB_CFG_REQUIRED, NULL, "the test context"}, {NULL, 0, NULL, NULL}};
+static const lb_config_decl fake_config[] = {{"ctx", LB_CFG_REQUIRED, NULL, "the test context"},
+                                             {"token", LB_CFG_SECRET, "", "an API token"},
+                                             {NULL, 0, NULL, NULL}};
 static const lb_param_decl tag_params[] = {
     {"tag", LB_PARAM_REQUIRED, "tags", "the tag"}, {"script", 0, NULL, "what the fake does"}, {NULL, 0, NULL, NULL}};
 static const lb_action_decl fake_actions[] = {
@@ -354,8 +415,9 @@ static void fake_state(void *ud, const char *account, const char *integration, b
     t->states[t->n_states++] = broken;
     persist_later(t, done, ctx, 0, 0);
     if (broken && t->fix != NULL) {
-        struct timeval tv = tv_ms(t->fix_after_ms);
+        struct timeval tv = tv_ms(t->fix_after_ms), now = {0, 0};
         evtimer_add(t->fix, &tv);
+        evtimer_add(t->late_ev, &now);
     }
 }
 
@@ -367,13 +429,42 @@ static lb_dispatcher_options quick_options(void)
         .backoff_base_ms = 10, .backoff_cap_ms = 40, .broken_probe_interval_ms = 40, .store_retry_ms = 20};
 }
 
-static void setup(tctx *t, const lb_dispatcher_options *o, uint32_t call_timeout_ms)
+static void on_server_request(struct evhttp_request *req, void *arg)
+{
+    tctx *t = arg;
+    if (strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), "/slow") == 0) {
+        t->slow_seen++; /* never answered: the client must drop it */
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Retry-After", "2");
+    evhttp_add_header(h, "X-Fake", "yes");
+    evhttp_send_reply(req, 429, "Too Many Requests", NULL);
+}
+
+static void start_server(tctx *t)
+{
+    t->server = evhttp_new(t->base);
+    struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(t->server, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(s);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&sin, &len), 0);
+    t->port = ntohs(sin.sin_port);
+    evhttp_set_gencb(t->server, on_server_request, t);
+    t->http = lb_http_client_new(t->base, NULL);
+    ck_assert_ptr_nonnull(t->http);
+}
+
+static void setup_with(tctx *t, const lb_dispatcher_options *o, uint32_t call_timeout_ms, bool http)
 {
     memset(t, 0, sizeof *t);
     t->base = event_base_new();
     ck_assert_ptr_nonnull(t->base);
+    if (http)
+        start_server(t);
     lb_plugin_host_options ho = {.call_timeout_ms = call_timeout_ms ? call_timeout_ms : 2000};
-    t->host = lb_plugin_host_new(t->base, NULL, &ho);
+    t->host = lb_plugin_host_new(t->base, t->http, &ho);
     lb_dispatch_persist p = {.ud = t, .record_outcomes = fake_record, .set_integration_state = fake_state};
     t->d = lb_dispatcher_new_with(t->base, &p, NULL, o);
     ck_assert_ptr_nonnull(t->d);
@@ -381,12 +472,17 @@ static void setup(tctx *t, const lb_dispatcher_options *o, uint32_t call_timeout
     t->commit_ms = 5;
 }
 
+static void setup(tctx *t, const lb_dispatcher_options *o, uint32_t call_timeout_ms)
+{
+    setup_with(t, o, call_timeout_ms, false);
+}
+
 static lb_integration *make_integration(tctx *t, double rate, unsigned burst, unsigned concurrency)
 {
     char ptr[32];
     snprintf(ptr, sizeof ptr, "%p", (void *)t);
-    char *keys[] = {"ctx"}, *values[] = {ptr};
-    lb_integration_config cfg = {.id = "int1", .provider = "fake", .keys = keys, .values = values, .n_settings = 1,
+    char *keys[] = {"ctx", "token"}, *values[] = {ptr, "s3cr3t-t0ken"};
+    lb_integration_config cfg = {.id = "int1", .provider = "fake", .keys = keys, .values = values, .n_settings = 2,
                                  .rate_per_s = rate, .burst = burst, .concurrency = concurrency};
     lb_error err;
     lb_integration *in = lb_integration_new(t->host, "acc", &cfg, &fake_plugin, &err);
@@ -399,9 +495,9 @@ static void add_integration(tctx *t, double rate, unsigned burst, unsigned concu
     ck_assert_int_eq(lb_dispatcher_add_integration(t->d, make_integration(t, rate, burst, concurrency)), 0);
 }
 
-static lb_job *mkjob(int64_t id, const char *lead, const char *script)
+static lb_outbox_job *mkjob(int64_t id, const char *lead, const char *script)
 {
-    lb_job *j = calloc(1, sizeof *j);
+    lb_outbox_job *j = calloc(1, sizeof *j);
     char params[128], key[32];
     snprintf(params, sizeof params, "{\"script\":\"%s\",\"tag\":\"buyer\"}", script);
     snprintf(key, sizeof key, "job-%" PRId64, id);
@@ -464,6 +560,9 @@ static void teardown(tctx *t)
     while (t->persist_pending > 0) /* orphaned writes still report */
         event_base_loop(t->base, EVLOOP_ONCE);
     lb_plugin_host_free(t->host);
+    lb_http_client_free(t->http);
+    if (t->server)
+        evhttp_free(t->server);
     event_base_free(t->base);
 }
 
@@ -601,7 +700,7 @@ START_TEST(rate_limited_uses_no_attempt_and_pauses_the_integration)
     setup(&t, &o, 0);
     add_integration(&t, 0, 0, 0);
     lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "rl@150,rl@20,rl@20,ok"));
-    lb_job *other = mkjob(2, "b@x", "ok");
+    lb_outbox_job *other = mkjob(2, "b@x", "ok");
     other->next_attempt_at_ms = now_ms() + 60; /* due while the provider says wait */
     lb_dispatcher_enqueue(t.d, other);
     ck_assert(run_until_outs(&t, 5, 3000));
@@ -652,7 +751,7 @@ START_TEST(age_cap_dead_letters)
     o.max_age_ms = 500;
     setup(&t, &o, 0);
     add_integration(&t, 0, 0, 0);
-    lb_job *old = mkjob(1, "a@x", "retry");
+    lb_outbox_job *old = mkjob(1, "a@x", "retry");
     old->created_at_ms -= 1000;
     lb_dispatcher_enqueue(t.d, old);
     ck_assert(run_until_outs(&t, 1, 3000));
@@ -684,6 +783,15 @@ START_TEST(fail_is_dead_at_once)
 }
 END_TEST
 
+static void on_late_job(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tctx *t = arg;
+    lb_dispatcher_enqueue(t->d, t->late_job); /* due at once, but the integration is broken */
+    t->late_job = NULL;
+}
+
 static void on_fix_credentials(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -706,13 +814,13 @@ START_TEST(auth_failures_break_then_a_probe_resumes)
     add_integration(&t, 0, 0, 0);
     lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "cred"));
     lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "cred"));
-    lb_job *later = mkjob(3, "c@x", "cred");
-    later->next_attempt_at_ms = now_ms() + 60; /* becomes due while broken */
-    lb_dispatcher_enqueue(t.d, later);
+    t.late_job = mkjob(3, "c@x", "cred");
+    t.late_ev = evtimer_new(t.base, on_late_job, &t);
     t.fix = evtimer_new(t.base, on_fix_credentials, &t);
-    t.fix_after_ms = 120; /* long enough for probes to fail and job 3 to come due */
+    t.fix_after_ms = 120; /* long enough for two probes to fail */
     ck_assert(run_until_outs(&t, 5, 3000));
     event_free(t.fix);
+    event_free(t.late_ev);
     ck_assert(t.creds_ok);
     ck_assert_int_ge(t.verifies, 2); /* at least one failed probe, then the good one */
     ck_assert_uint_eq(t.n_states, 2);
@@ -820,7 +928,7 @@ START_TEST(replay_runs_a_dead_job_again)
     lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "retry"));
     ck_assert(run_until_outs(&t, 1, 3000));
     ck_assert_int_eq(t.outs[0].o.new_state, LB_JOB_DEAD);
-    lb_job *again = mkjob(1, "a@x", "ok");
+    lb_outbox_job *again = mkjob(1, "a@x", "ok");
     again->state = LB_JOB_DEAD;
     again->attempts = 1;
     lb_dispatcher_replay(t.d, again);
@@ -883,6 +991,53 @@ START_TEST(free_with_calls_in_flight)
 }
 END_TEST
 
+/* Reads what was written to stderr (fd 2) since `start` into buf. */
+static void read_stderr(FILE *capture, char *buf, size_t cap)
+{
+    fflush(stderr);
+    rewind(capture);
+    size_t n = fread(buf, 1, cap - 1, capture);
+    buf[n] = '\0';
+}
+
+START_TEST(host_http_classify_drop_and_redact)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    setup_with(&t, &o, 0, true);
+    FILE *capture = tmpfile();
+    ck_assert_ptr_nonnull(capture);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(capture), 2);
+    add_integration(&t, 0, 0, 0);
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "http"));
+    ck_assert(run_until_outs(&t, 1, 5000));
+    run_for(&t, 50);
+    char log[16384];
+    read_stderr(capture, log, sizeof log);
+    dup2(saved, 2);
+    close(saved);
+    fclose(capture);
+    const out_rec *r = outcome_of(&t, 1, 0);
+    /* the core's classification and header lookup on the core's client */
+    ck_assert_str_eq(r->o.outcome, "rate_limited");
+    ck_assert_int_eq(r->o.http_status, 429);
+    ck_assert_int_ge(r->o.next_attempt_at_ms - r->o.at_ms, 2000); /* Retry-After: 2 */
+    ck_assert_str_eq(r->reason, "HTTP 429 (token [REDACTED])");
+    /* complete() dropped /slow: its done never ran, nothing is in flight */
+    ck_assert_int_eq(t.slow_seen, 1);
+    ck_assert_int_eq(t.slow_done, 0);
+    ck_assert_uint_eq(lb_http_client_in_flight(t.http), 0);
+    /* no log line carries the token; the plugin's own line is tagged */
+    ck_assert_ptr_null(strstr(log, "s3cr3t"));
+    ck_assert_ptr_null(strstr(log, "api_key")); /* query strings are never logged */
+    ck_assert_ptr_nonnull(strstr(log, "calling with token [REDACTED]\" integration=acc/int1"));
+    ck_assert_ptr_nonnull(strstr(log, "url=http://127.0.0.1"));
+    teardown(&t);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("dispatcher");
@@ -905,6 +1060,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, jobs_wait_for_their_integration);
     tcase_add_test(tc, outcomes_of_one_turn_share_a_batch);
     tcase_add_test(tc, free_with_calls_in_flight);
+    tcase_add_test(tc, host_http_classify_drop_and_redact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,12 +4,7 @@
  * rule errors, dry runs. Provider descriptors are static structs here: the
  * checks only read their declarations, so no plugin is loaded. */
 
-/* <listboss/plugin.h> and core/job.h both define `struct lb_job`. This file
- * needs the plugin descriptor and the core job, so the plugin's job type is
- * renamed while its header is read. */
-#define lb_job lb_plugin_job
 #include <listboss/plugin.h>
-#undef lb_job
 
 #include "hotmart.h"
 #include "seg_engine.h"
@@ -1073,7 +1068,7 @@ static void on_rule_error(void *ud, const lb_segmentation *seg, const lb_error *
     snprintf(r->last_error, sizeof r->last_error, "%s %s", seg->name, err->field);
 }
 
-static int job_to_run(void *ud, lb_job *job)
+static int job_to_run(void *ud, lb_outbox_job *job)
 {
     return lb_job_list_add(&((run *)ud)->jobs, job);
 }
@@ -1107,7 +1102,7 @@ START_TEST(engine_jobs_from_approved)
     ck_assert_int_eq(evaluate(eng, "acme", ev, 77, &r), 2);
     const char *lead = "{\"name\":\"Ana Teste\",\"first_name\":\"Ana\",\"last_name\":\"Teste\",\"phone\":\"11987654321\"}";
     for (size_t i = 0; i < 2; i++) {
-        lb_job *j = r.jobs.v[i];
+        lb_outbox_job *j = r.jobs.v[i];
         ck_assert_int_eq(j->id, 0);
         ck_assert_str_eq(j->account, "acme");
         ck_assert_str_eq(j->integration, "mc");
@@ -1342,7 +1337,7 @@ START_TEST(engine_rule_error_isolated)
 }
 END_TEST
 
-static int refuse_second(void *ud, lb_job *job)
+static int refuse_second(void *ud, lb_outbox_job *job)
 {
     int *seen = ud;
     lb_job_free(job); /* the sink owns it either way */
