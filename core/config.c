@@ -546,8 +546,14 @@ static int read_dir(lua_State *L, int env, const char *key, const char *def, cha
 
 static int read_dirs(lua_State *L, int env, lb_config *cfg, lb_error *err)
 {
-    if (read_dir(L, env, "plugin_dir", LB_DEFAULT_PLUGIN_DIR, &cfg->plugin_dir, err) != 0 ||
-        read_dir(L, env, "rules_dir", LB_DEFAULT_RULES_DIR, &cfg->rules_dir, err) != 0)
+    /* The environment can move the defaults (never an explicit setting), so a
+     * build tree runs without being installed: tools/run-demo and the tests. */
+    const char *plugin_default = getenv("LISTBOSS_PLUGIN_DIR");
+    const char *rules_default = getenv("LISTBOSS_RULES_DIR");
+    if (read_dir(L, env, "plugin_dir", plugin_default && *plugin_default ? plugin_default : LB_DEFAULT_PLUGIN_DIR,
+                 &cfg->plugin_dir, err) != 0 ||
+        read_dir(L, env, "rules_dir", rules_default && *rules_default ? rules_default : LB_DEFAULT_RULES_DIR,
+                 &cfg->rules_dir, err) != 0)
         return -1;
     return read_dir(L, env, "custom_rules_dir", NULL, &cfg->custom_rules_dir, err);
 }

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "automation.h"
 #include "http_server.h"
 #include "ingest.h"
 #include "log.h"
@@ -26,9 +27,10 @@ typedef struct lb_daemon {
     lb_metrics metrics;
     lb_store store;
     lb_store_writer *writer;
+    lb_automation *automation;
     lb_ingest *ingest;
     lb_http_server *http;
-    struct event *sig_term, *sig_int, *sig_hup, *drain_deadline;
+    struct event *sig_term, *sig_int, *sig_hup, *drain_deadline, *calls_poll;
     bool stopping;
 } lb_daemon;
 
@@ -81,11 +83,28 @@ static void handle_metrics(lb_http_request *req, void *ctx)
 
 /* ---- signals -------------------------------------------------------------- */
 
+/* After the last HTTP answer: let provider calls in flight finish (their
+ * outcomes are recorded), then leave the loop. Jobs not started stay READY
+ * in the store and run after the next start. */
+static void on_calls_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lb_daemon *d = arg;
+    if (lb_automation_busy(d->automation) == 0) {
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    struct timeval again = {0, 20 * 1000};
+    evtimer_add(d->calls_poll, &again);
+}
+
 static void on_drained(void *arg)
 {
     lb_daemon *d = arg;
     lb_ingest_flush(d->ingest);
-    event_base_loopexit(d->base, NULL);
+    lb_automation_stop(d->automation);
+    on_calls_poll(-1, 0, d);
 }
 
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
@@ -138,6 +157,14 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
                err.message, NULL);
         return;
     }
+    lb_ingest_flush(d->ingest); /* the store to ourselves: nothing in flight, writer idle */
+    if (lb_automation_reload(d->automation, fresh, &err)) {
+        lb_config_free(fresh);
+        lb_log(LB_LOG_ERROR, "reload failed; keeping the running configuration and segmentations", "key", err.field,
+               "error", err.message, NULL);
+        return;
+    }
+    lb_ingest_set_engine(d->ingest, lb_automation_engine(d->automation), lb_automation_dispatcher(d->automation));
     lb_ingest_set_config(d->ingest, fresh);
     lb_http_server_set_max_body(d->http, fresh->max_body);
     lb_log_set_level((enum lb_log_level)lb_log_level_parse(fresh->log_level));
@@ -156,7 +183,8 @@ static int add_signals(lb_daemon *d)
     d->sig_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload_signal, d);
     d->drain_deadline = evtimer_new(d->base, on_drain_deadline, d);
-    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_deadline)
+    d->calls_poll = evtimer_new(d->base, on_calls_poll, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->drain_deadline || !d->calls_poll)
         return -1;
     return event_add(d->sig_term, NULL) | event_add(d->sig_int, NULL) | event_add(d->sig_hup, NULL);
 }
@@ -174,9 +202,17 @@ static int start(lb_daemon *d)
         lb_log(LB_LOG_ERROR, "cannot start the store writer", "error", err.message, NULL);
         return -1;
     }
+    /* the writer is idle until the first request: the automation may use the store */
+    d->automation = lb_automation_start(d->base, &d->store, d->writer, &d->metrics, d->cfg, &err);
+    if (!d->automation) {
+        lb_log(LB_LOG_ERROR, "cannot start segmentations and providers", "key", err.field, "error", err.message,
+               NULL);
+        return -1;
+    }
     d->ingest = lb_ingest_new(d->base, d->writer, &d->metrics, d->cfg);
     if (!d->ingest || add_signals(d))
         return -1;
+    lb_ingest_set_engine(d->ingest, lb_automation_engine(d->automation), lb_automation_dispatcher(d->automation));
     const lb_http_route routes[] = {
         {"/webhooks/hotmart", "POST", lb_ingest_hotmart, d->ingest},
         {"/v1/events", "POST", lb_ingest_events, d->ingest},
@@ -198,9 +234,13 @@ static void stop(lb_daemon *d)
 {
     lb_http_server_free(d->http);
     lb_ingest_free(d->ingest); /* commits whatever is parked */
+    lb_automation_stop(d->automation);
+    lb_automation_free(d->automation);
+    if (d->writer)
+        lb_store_writer_wait_idle(d->writer); /* outcomes of the last calls */
     lb_store_writer_stop(d->writer);
     lb_store_close(&d->store);
-    struct event *evs[] = {d->sig_term, d->sig_int, d->sig_hup, d->drain_deadline};
+    struct event *evs[] = {d->sig_term, d->sig_int, d->sig_hup, d->drain_deadline, d->calls_poll};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (evs[i])
             event_free(evs[i]);

@@ -16,7 +16,9 @@
 #include "auth.h"
 #include "canonical.h"
 #include "hotmart.h"
+#include "dispatcher.h"
 #include "log.h"
+#include "seg_engine.h"
 #include "store_writer.h"
 
 #define LB_ACCOUNT_ID_MAX 64
@@ -28,6 +30,7 @@ typedef struct parked {
     const char *content_type;
     const char *normalized;              /* event.doc as text, made on the loop thread */
     lb_store_put_result result;
+    lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
 } parked;
 
 /* The requests of one loop turn, on their way through the writer thread. */
@@ -44,6 +47,8 @@ struct lb_ingest {
     const lb_config *cfg;
     struct event *commit_ev;
     batch *open; /* collecting this turn's requests */
+    lb_seg_engine *engine;   /* may be NULL: events are stored, nothing is queued */
+    lb_dispatcher *dispatcher;
     /* 401s are logged loudly but at most once a second, so a flood of bad
      * tokens cannot flood the log */
     time_t unauth_logged_at;
@@ -58,6 +63,32 @@ static int64_t now_ms(void)
 }
 
 /* ---- the group commit -------------------------------------------------- */
+
+/* Writer thread: the jobs of a newly stored event, keyed by its id. A
+ * duplicate event queues nothing: its jobs were queued with its first copy. */
+static int put_jobs(lb_store *store, parked *p, int64_t now, lb_error *err)
+{
+    for (size_t j = 0; j < p->jobs.n; j++) {
+        lb_outbox_job *job = p->jobs.v[j];
+        job->id = 0;
+        if (p->result.duplicate)
+            continue;
+        char key[96];
+        snprintf(key, sizeof key, "%lld:%lld:%d", (long long)p->result.event_id, (long long)job->segmentation_id,
+                 job->action_index);
+        char *copy = strdup(key);
+        if (!copy)
+            return lb_fail(err, "", "out of memory");
+        free(job->idempotency_key);
+        job->idempotency_key = copy;
+        job->event_id = p->result.event_id;
+        job->created_at_ms = job->next_attempt_at_ms = now;
+        bool inserted;
+        if (lb_store_put_job(store, job, &inserted, err))
+            return -1;
+    }
+    return 0;
+}
 
 /* Writer thread: store every event of the batch (inside the transaction). */
 static int batch_write(lb_store *store, void *arg, lb_error *err)
@@ -77,7 +108,7 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
             .raw_content_type = p->content_type,
             .received_at_ms = received,
         };
-        if (lb_store_put_event(store, &in, &p->result, err))
+        if (lb_store_put_event(store, &in, &p->result, err) || put_jobs(store, p, received, err))
             return -1;
     }
     return 0;
@@ -94,10 +125,30 @@ static void reply_stored(lb_ingest *ing, parked *p)
     lb_http_reply(p->req, 200, "application/json", body, (size_t)n, NULL);
 }
 
+/* Loop thread, after the commit: stored jobs go to the dispatcher (which
+ * takes them over); the rest are freed with the batch. */
+static void dispatch_jobs(lb_ingest *ing, parked *p)
+{
+    for (size_t j = 0; j < p->jobs.n; j++) {
+        if (p->jobs.v[j]->id > 0 && ing->dispatcher) {
+            lb_dispatcher_enqueue(ing->dispatcher, p->jobs.v[j]);
+            p->jobs.v[j] = NULL;
+        }
+    }
+}
+
 static void batch_free(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
+        lb_job_list *l = &b->items[i].jobs;
+        size_t kept = 0;
+        for (size_t j = 0; j < l->n; j++) /* drop the slots the dispatcher took */
+            if (l->v[j])
+                l->v[kept++] = l->v[j];
+        l->n = kept;
+        lb_job_list_clear(l);
         lb_event_clear(&b->items[i].event);
+    }
     free(b->items);
     free(b);
 }
@@ -116,9 +167,10 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
         lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);
     }
     for (size_t i = 0; i < b->n; i++) {
-        if (rc == 0)
+        if (rc == 0) {
             reply_stored(ing, &b->items[i]);
-        else
+            dispatch_jobs(ing, &b->items[i]);
+        } else
             lb_http_reply_error(b->items[i].req, 503, "store_unavailable",
                                 "the event store cannot write now; retry", NULL, "Retry-After: 1\r\n");
     }
@@ -178,6 +230,13 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
     }
     lb_event_set_account(ev, acct->id);
     memset(p, 0, sizeof *p);
+    if (ing->engine && !ev->ignored) {
+        lb_seg_sink sink = {.job = lb_job_list_add, .ud = &p->jobs};
+        if (lb_seg_engine_evaluate(ing->engine, acct->id, ev->doc, 0, &sink) < 0) {
+            lb_job_list_clear(&p->jobs);
+            return -1;
+        }
+    }
     p->req = req;
     p->event = *ev;
     snprintf(p->account, sizeof p->account, "%s", acct->id);
@@ -399,6 +458,12 @@ void lb_ingest_flush(lb_ingest *ing)
 }
 
 void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg) { ing->cfg = cfg; }
+
+void lb_ingest_set_engine(lb_ingest *ing, lb_seg_engine *engine, lb_dispatcher *dispatcher)
+{
+    ing->engine = engine;
+    ing->dispatcher = dispatcher;
+}
 
 void lb_ingest_free(lb_ingest *ing)
 {

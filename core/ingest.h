@@ -23,6 +23,11 @@ lb_ingest *lb_ingest_new(struct event_base *base, lb_store_writer *writer, lb_me
 void lb_ingest_flush(lb_ingest *ing);
 /* Swaps the configuration (accounts, options); parked requests keep copies. */
 void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg);
+/* The segmentations to evaluate each new event against, and where the jobs
+ * they make go once committed. Either may be NULL. */
+struct lb_seg_engine;
+struct lb_dispatcher;
+void lb_ingest_set_engine(lb_ingest *ing, struct lb_seg_engine *engine, struct lb_dispatcher *dispatcher);
 void lb_ingest_free(lb_ingest *ing);
 
 /* Route handlers; ctx is the lb_ingest. */

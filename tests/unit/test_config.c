@@ -105,6 +105,28 @@ static void env_teardown(void) {}
 
 /* ---- valid configs ------------------------------------------------------- */
 
+START_TEST(environment_moves_the_folder_defaults_only)
+{
+    lb_error err = {0};
+    setenv("LISTBOSS_PLUGIN_DIR", "/tmp/p", 1);
+    setenv("LISTBOSS_RULES_DIR", "/tmp/r", 1);
+    lb_config *cfg = lb_config_load_string(lb_config_demo, "=demo", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_str_eq(cfg->plugin_dir, "/tmp/p");
+    ck_assert_str_eq(cfg->rules_dir, "/tmp/r");
+    lb_config_free(cfg);
+    cfg = lb_config_load_string("rules_dir = 'mine'\naccounts = { { id = 'a', hottok = 'hottok-aaaaaaaa',"
+                                " api_token = 'token-aaaaaaaa' } }",
+                                "=t", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_str_eq(cfg->rules_dir, "mine");
+    ck_assert_str_eq(cfg->plugin_dir, "/tmp/p");
+    lb_config_free(cfg);
+    unsetenv("LISTBOSS_PLUGIN_DIR");
+    unsetenv("LISTBOSS_RULES_DIR");
+}
+END_TEST
+
 START_TEST(demo_loads_with_defaults)
 {
     lb_error err;
@@ -1141,6 +1163,7 @@ static TCase *valid_tcase(void)
     TCase *tc = tcase_create("valid");
     tcase_add_checked_fixture(tc, env_setup, env_teardown);
     tcase_add_test(tc, demo_loads_with_defaults);
+    tcase_add_test(tc, environment_moves_the_folder_defaults_only);
     tcase_add_test(tc, demo_has_sandbox_integration_and_segmentations);
     tcase_add_test(tc, minimal_config_gets_defaults);
     tcase_add_test(tc, every_key_parsed);
@@ -1239,5 +1262,8 @@ static Suite *make_suite(void)
 
 int main(void)
 {
+    /* make check exports these for the daemon; the default tests want none */
+    unsetenv("LISTBOSS_PLUGIN_DIR");
+    unsetenv("LISTBOSS_RULES_DIR");
     return lb_run_suite_tap(make_suite());
 }
