@@ -107,7 +107,9 @@ int lb_automation_reload(lb_automation *a, const lb_config *cfg, lb_error *err)
     lb_seg_world_free(a->world);
     a->world = fresh;
     start_integrations(a, cfg, true);
-    return 0;
+    /* pick up jobs made ready outside the daemon (dead letters replayed from
+     * the command line); the dispatcher ignores ids it already holds */
+    return lb_store_load_pending_jobs(a->store, enqueue_loaded, a->dispatcher, err);
 }
 
 void lb_automation_stop(lb_automation *a)

@@ -14,5 +14,6 @@ void lb_job_free(lb_outbox_job *job)
     free(job->params_json);
     free(job->lead_json);
     free(job->idempotency_key);
+    free(job->last_reason);
     free(job);
 }

@@ -31,6 +31,8 @@ typedef struct lb_outbox_job {
     int attempts;              /* attempts that counted (rate-limit answers do not) */
     int64_t created_at_ms;
     int64_t next_attempt_at_ms;
+    int last_status;           /* listings only: the last attempt's HTTP status */
+    char *last_reason;         /* listings only: the last attempt's reason, or NULL */
 } lb_outbox_job;
 
 void lb_job_free(lb_outbox_job *job);

@@ -4,17 +4,20 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cli.h"
 #include "daemon.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: listbossd [-c FILE] [-l ADDR:PORT] [-d DBFILE] [-t] [-V]\n"
+            "usage: listbossd [-c FILE] [-l ADDR:PORT] [-d DBFILE] [-t] [-V] [COMMAND ...]\n"
             "  -c FILE       configuration file (Lua); without it, the embedded demo configuration\n"
             "  -l ADDR:PORT  listen here instead of the configured address\n"
             "  -d DBFILE     use this SQLite database instead of the configured one\n"
             "  -t            check the configuration and exit (0 if good, 1 with the reason)\n"
-            "  -V            print the version and exit\n");
+            "  -V            print the version and exit\n"
+            "  COMMAND       catalogue, segmentations, segmentation add|remove, evaluate, dead-letters,\n"
+            "                replay: run `listbossd help` for the list\n");
 }
 
 static int check_config(const lb_daemon_options *opts)
@@ -47,9 +50,7 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return lb_cli_run(&opts, argc - optind, argv + optind);
     return check_only ? check_config(&opts) : lb_daemon_run(&opts);
 }

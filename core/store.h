@@ -62,6 +62,8 @@ typedef struct lb_store_ops {
     int (*set_integration_state)(void *impl, const char *account, const char *integration, bool broken,
                                  const char *reason, lb_error *err);
     int (*load_pending_jobs)(void *impl, lb_job_visit visit, void *ud, lb_error *err);
+    int (*list_jobs)(void *impl, const char *account, lb_job_state state, lb_job_visit visit, void *ud,
+                     lb_error *err);
     int (*replay_dead)(void *impl, const char *account, int64_t job_id, int64_t now_ms, int64_t *count,
                        lb_error *err);
     int (*put_segmentation)(void *impl, const lb_stored_segmentation *seg, int64_t *id, lb_error *err);
@@ -110,6 +112,12 @@ static inline int lb_store_set_integration_state(lb_store *s, const char *accoun
 static inline int lb_store_load_pending_jobs(lb_store *s, lb_job_visit visit, void *ud, lb_error *err)
 {
     return s->ops->load_pending_jobs(s->impl, visit, ud, err);
+}
+/* An account's jobs in one state (dead letters, say), in id order, with the last attempt's status and reason. */
+static inline int lb_store_list_jobs(lb_store *s, const char *account, lb_job_state state, lb_job_visit visit,
+                                     void *ud, lb_error *err)
+{
+    return s->ops->list_jobs(s->impl, account, state, visit, ud, err);
 }
 /* Dead letters back to ready (job_id 0: all of the account's); *count replayed. */
 static inline int lb_store_replay_dead(lb_store *s, const char *account, int64_t job_id, int64_t now_ms,

@@ -329,6 +329,7 @@ const lb_store_ops lb_store_sqlite_ops = {
     .record_outcome = lb_sqlite_record_outcome,
     .set_integration_state = lb_sqlite_set_integration_state,
     .load_pending_jobs = lb_sqlite_load_pending_jobs,
+    .list_jobs = lb_sqlite_list_jobs,
     .replay_dead = lb_sqlite_replay_dead,
     .put_segmentation = lb_sqlite_put_segmentation,
     .delete_segmentation = lb_sqlite_delete_segmentation,

@@ -41,6 +41,8 @@ int lb_sqlite_record_outcome(void *impl, const lb_job_outcome *o, lb_error *err)
 int lb_sqlite_set_integration_state(void *impl, const char *account, const char *integration, bool broken,
                                     const char *reason, lb_error *err);
 int lb_sqlite_load_pending_jobs(void *impl, lb_job_visit visit, void *ud, lb_error *err);
+int lb_sqlite_list_jobs(void *impl, const char *account, lb_job_state state, lb_job_visit visit, void *ud,
+                        lb_error *err);
 int lb_sqlite_replay_dead(void *impl, const char *account, int64_t job_id, int64_t now_ms, int64_t *count,
                           lb_error *err);
 

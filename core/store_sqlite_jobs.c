@@ -265,6 +265,32 @@ int lb_sqlite_load_pending_jobs(void *impl, lb_job_visit visit, void *ud, lb_err
     return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, "loading pending jobs");
 }
 
+int lb_sqlite_list_jobs(void *impl, const char *account, lb_job_state state, lb_job_visit visit, void *ud,
+                        lb_error *err)
+{
+    sqlite_store *s = impl;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT id, account, integration, lead_email, action, params, lead, idempotency_key, event_id,"
+                      " segmentation_id, action_index, state, attempts, created_at, next_attempt_at, last_status,"
+                      " last_reason FROM jobs WHERE account = ?1 AND state = ?2 ORDER BY id";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return lb_sqlite_fail(err, s->db, "listing jobs");
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, state_names[state], -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        lb_outbox_job *job = job_from_row(st);
+        if (!job)
+            break;
+        job->last_status = sqlite3_column_int(st, 15);
+        const unsigned char *reason = sqlite3_column_text(st, 16);
+        job->last_reason = reason ? strdup((const char *)reason) : NULL;
+        visit(job, ud);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, "listing jobs");
+}
+
 int lb_sqlite_replay_dead(void *impl, const char *account, int64_t job_id, int64_t now_ms, int64_t *count,
                           lb_error *err)
 {
