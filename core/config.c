@@ -64,7 +64,7 @@
 
 static const char *const lb_top_keys[] = {
     "listen",      "database",  "max_body",         "log_level", "ignore_test_events",
-    "synchronous", "plugin_dir", "rules_dir", "custom_rules_dir", "accounts",
+    "synchronous", "plugin_dir", "rules_dir", "custom_rules_dir", "club_scan_interval", "accounts",
     NULL,
 };
 static const char *const lb_account_keys[] = {"id", "hottok", "api_token", "integrations", "segmentations", NULL};
@@ -507,6 +507,26 @@ static int read_bool(lua_State *L, int t, const char *key, bool def, bool *out, 
     return rc;
 }
 
+/* club_scan_interval: seconds between inactivity scans, 1 to 86400; default 60. */
+static int read_scan_interval(lua_State *L, int env, unsigned *out, lb_error *err)
+{
+    int type = raw_field(L, env, "club_scan_interval");
+    *out = 60;
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (type != LUA_TNUMBER || !isint)
+        return lb_fail(err, "club_scan_interval", "must be a whole number of seconds");
+    if (v < 1 || v > 86400)
+        return lb_fail(err, "club_scan_interval", "must be between 1 and 86400 seconds");
+    *out = (unsigned)v;
+    return 0;
+}
+
 static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
 {
     static const char *const sync_modes[] = {"full", "normal", NULL};
@@ -528,7 +548,7 @@ static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
     if (read_choice(L, env, "synchronous", sync_modes, 0, &sync, err) != 0)
         return -1;
     cfg->sync_full = sync == 0;
-    return 0;
+    return read_scan_interval(L, env, &cfg->club_scan_interval_s, err);
 }
 
 /* Reads optional folder key `key` into *out: `def` when absent (NULL def:

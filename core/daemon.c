@@ -212,6 +212,10 @@ static int start(lb_daemon *d)
     d->ingest = lb_ingest_new(d->base, d->writer, &d->metrics, d->cfg);
     if (!d->ingest || add_signals(d))
         return -1;
+    if (lb_ingest_start_club(d->ingest, d->base, &d->store, d->cfg->club_scan_interval_s, &err)) {
+        lb_log(LB_LOG_ERROR, "cannot start the Club scheduler", "error", err.message, NULL);
+        return -1;
+    }
     lb_ingest_set_engine(d->ingest, lb_automation_engine(d->automation), lb_automation_dispatcher(d->automation));
     const lb_http_route routes[] = {
         {"/webhooks/hotmart", "POST", lb_ingest_hotmart, d->ingest},

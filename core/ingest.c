@@ -16,7 +16,9 @@
 #include "auth.h"
 #include "canonical.h"
 #include "hotmart.h"
+#include "club_state.h"
 #include "dispatcher.h"
+#include "json_get.h"
 #include "log.h"
 #include "seg_engine.h"
 #include "store_writer.h"
@@ -31,6 +33,7 @@ typedef struct parked {
     const char *normalized;              /* event.doc as text, made on the loop thread */
     lb_store_put_result result;
     lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
+    lb_club_activity club;               /* Club activity the event changed (owned copies); account NULL if none */
 } parked;
 
 /* The requests of one loop turn, on their way through the writer thread. */
@@ -49,6 +52,8 @@ struct lb_ingest {
     batch *open; /* collecting this turn's requests */
     lb_seg_engine *engine;   /* may be NULL: events are stored, nothing is queued */
     lb_dispatcher *dispatcher;
+    lb_club_state *club;     /* logins and progress, for the time-based triggers */
+    struct event *scan_ev;   /* the periodic inactivity scan */
     /* 401s are logged loudly but at most once a second, so a flood of bad
      * tokens cannot flood the log */
     time_t unauth_logged_at;
@@ -97,8 +102,11 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
     int64_t received = now_ms();
     for (size_t i = 0; i < b->n; i++) {
         parked *p = &b->items[i];
-        size_t raw_len;
-        const char *raw = lb_http_request_body(p->req, &raw_len);
+        size_t raw_len = 0;
+        /* an event the server made itself (the Club scan) has no request: its document is its raw form */
+        const char *raw = p->req ? lb_http_request_body(p->req, &raw_len) : p->normalized;
+        if (!p->req)
+            raw_len = strlen(raw);
         lb_store_event in = {
             .account = p->account,
             .event = &p->event,
@@ -110,6 +118,8 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         };
         if (lb_store_put_event(store, &in, &p->result, err) || put_jobs(store, p, received, err))
             return -1;
+        if (p->club.account && lb_store_put_club_activity(store, &p->club, err))
+            return -1;
     }
     return 0;
 }
@@ -119,6 +129,8 @@ static void reply_stored(lb_ingest *ing, parked *p)
     const lb_store_put_result *r = &p->result;
     const char *outcome = r->duplicate ? "duplicate" : p->event.ignored ? "ignored" : "stored";
     lb_counter_inc(&ing->metrics->events, p->event.type, outcome);
+    if (!p->req)
+        return;
     char body[128];
     int n = snprintf(body, sizeof body, "{\"event_id\":%lld,\"duplicate\":%s%s}", (long long)r->event_id,
                      r->duplicate ? "true" : "false", p->event.ignored ? ",\"ignored\":true" : "");
@@ -148,6 +160,10 @@ static void batch_free(batch *b)
         l->n = kept;
         lb_job_list_clear(l);
         lb_event_clear(&b->items[i].event);
+        lb_club_activity *c = &b->items[i].club;
+        free((char *)c->account);
+        free((char *)c->product_id);
+        free((char *)c->lead_email);
     }
     free(b->items);
     free(b);
@@ -230,10 +246,26 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
     }
     lb_event_set_account(ev, acct->id);
     memset(p, 0, sizeof *p);
+    lb_club_activity changed;
+    if (ing->club && !ev->ignored && lb_club_state_observe(ing->club, ev->doc, &changed)) {
+        p->club = changed;
+        p->club.account = strdup(changed.account);
+        p->club.product_id = strdup(changed.product_id);
+        p->club.lead_email = strdup(changed.lead_email);
+        if (!p->club.account || !p->club.product_id || !p->club.lead_email) {
+            free((char *)p->club.account);
+            free((char *)p->club.product_id);
+            free((char *)p->club.lead_email);
+            return -1;
+        }
+    }
     if (ing->engine && !ev->ignored) {
         lb_seg_sink sink = {.job = lb_job_list_add, .ud = &p->jobs};
         if (lb_seg_engine_evaluate(ing->engine, acct->id, ev->doc, 0, &sink) < 0) {
             lb_job_list_clear(&p->jobs);
+            free((char *)p->club.account);
+            free((char *)p->club.product_id);
+            free((char *)p->club.lead_email);
             return -1;
         }
     }
@@ -465,11 +497,67 @@ void lb_ingest_set_engine(lb_ingest *ing, lb_seg_engine *engine, lb_dispatcher *
     ing->dispatcher = dispatcher;
 }
 
+/* ---- events the server makes: the Club inactivity scan ---------------------- */
+
+static const lb_account *account_by_id(const lb_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        if (strcmp(cfg->accounts[i].id, id) == 0)
+            return &cfg->accounts[i];
+    return NULL;
+}
+
+static void make_inactive_event(void *ud, const lb_club_activity *a, int days)
+{
+    lb_ingest *ing = ud;
+    const lb_account *acct = account_by_id(ing->cfg, a->account);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_object *doc = acct ? lb_club_inactive_event(a, days, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)
+                            : NULL;
+    if (!doc)
+        return; /* the account is gone from the configuration */
+    lb_event ev = {0};
+    lb_event_bind(&ev, doc, "scheduler", "club.inactive");
+    if (park(ing, NULL, &ev, acct, "application/json"))
+        lb_event_clear(&ev);
+}
+
+static void on_scan(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lb_ingest *ing = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lb_club_state_scan(ing->club, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, make_inactive_event, ing);
+}
+
+static void restore_one(const lb_club_activity *a, void *ud) { lb_club_state_restore(ud, a); }
+
+int lb_ingest_start_club(lb_ingest *ing, struct event_base *base, lb_store *store, unsigned interval_s,
+                         lb_error *err)
+{
+    ing->club = lb_club_state_new();
+    if (!ing->club)
+        return lb_fail(err, "", "out of memory");
+    if (lb_store_load_club_activity(store, restore_one, ing->club, err))
+        return -1;
+    ing->scan_ev = event_new(base, -1, EV_PERSIST, on_scan, ing);
+    struct timeval every = {interval_s ? interval_s : 60, 0};
+    if (!ing->scan_ev || event_add(ing->scan_ev, &every))
+        return lb_fail(err, "", "cannot start the Club scan");
+    return 0;
+}
+
 void lb_ingest_free(lb_ingest *ing)
 {
     if (!ing)
         return;
+    if (ing->scan_ev)
+        event_free(ing->scan_ev);
     lb_ingest_flush(ing);
     event_free(ing->commit_ev);
+    lb_club_state_free(ing->club);
     free(ing);
 }

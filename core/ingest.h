@@ -28,6 +28,11 @@ void lb_ingest_set_config(lb_ingest *ing, const lb_config *cfg);
 struct lb_seg_engine;
 struct lb_dispatcher;
 void lb_ingest_set_engine(lb_ingest *ing, struct lb_seg_engine *engine, struct lb_dispatcher *dispatcher);
+/* Restores Club activity from the store (writer idle) and scans for
+ * inactive students every interval_s seconds, turning each into a
+ * club.inactive event that goes through this same ingest. */
+int lb_ingest_start_club(lb_ingest *ing, struct event_base *base, lb_store *store, unsigned interval_s,
+                         lb_error *err);
 void lb_ingest_free(lb_ingest *ing);
 
 /* Route handlers; ctx is the lb_ingest. */

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "event.h"
+#include "club_state.h"
 #include "job.h"
 
 typedef struct lb_store_event {
@@ -50,6 +51,8 @@ typedef struct lb_stored_segmentation {
 } lb_stored_segmentation;
 typedef void (*lb_segmentation_visit)(const lb_stored_segmentation *seg, void *ud);
 
+typedef void (*lb_club_visit)(const lb_club_activity *a, void *ud);
+
 typedef struct lb_store_ops {
     const char *engine;
     int (*begin)(void *impl, lb_error *err);
@@ -71,6 +74,8 @@ typedef struct lb_store_ops {
     int (*load_segmentations)(void *impl, lb_segmentation_visit visit, void *ud, lb_error *err);
     int (*set_segmentation_status)(void *impl, int64_t id, const char *status, const char *reasons_json,
                                    lb_error *err);
+    int (*put_club_activity)(void *impl, const lb_club_activity *a, lb_error *err);
+    int (*load_club_activity)(void *impl, lb_club_visit visit, void *ud, lb_error *err);
 } lb_store_ops;
 
 typedef struct lb_store {
@@ -146,6 +151,16 @@ static inline int lb_store_set_segmentation_status(lb_store *s, int64_t id, cons
                                                    const char *reasons_json, lb_error *err)
 {
     return s->ops->set_segmentation_status(s->impl, id, status, reasons_json, err);
+}
+
+/* Club activity (last login, highest progress) per account, product and lead. */
+static inline int lb_store_put_club_activity(lb_store *s, const lb_club_activity *a, lb_error *err)
+{
+    return s->ops->put_club_activity(s->impl, a, err);
+}
+static inline int lb_store_load_club_activity(lb_store *s, lb_club_visit visit, void *ud, lb_error *err)
+{
+    return s->ops->load_club_activity(s->impl, visit, ud, err);
 }
 
 #endif

@@ -101,6 +101,15 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (account, integration)"
     ");",
+    /* 3: Club activity, for progress thresholds and inactivity triggers */
+    "CREATE TABLE club_activity ("
+    "  account TEXT NOT NULL,"
+    "  product_id TEXT NOT NULL,"
+    "  lead_email TEXT NOT NULL,"
+    "  last_access_at INTEGER NOT NULL DEFAULT 0,"
+    "  max_progress REAL NOT NULL DEFAULT -1,"
+    "  PRIMARY KEY (account, product_id, lead_email)"
+    ");",
 };
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
@@ -335,6 +344,8 @@ const lb_store_ops lb_store_sqlite_ops = {
     .delete_segmentation = lb_sqlite_delete_segmentation,
     .load_segmentations = lb_sqlite_load_segmentations,
     .set_segmentation_status = lb_sqlite_set_segmentation_status,
+    .put_club_activity = lb_sqlite_put_club_activity,
+    .load_club_activity = lb_sqlite_load_club_activity,
 };
 
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err)

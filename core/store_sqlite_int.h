@@ -19,6 +19,7 @@ enum lb_sqlite_cached {
     LB_SQ_PUT_SEGMENTATION,
     LB_SQ_LOAD_SEGMENTATIONS,
     LB_SQ_SEGMENTATION_STATUS,
+    LB_SQ_PUT_CLUB,
     LB_SQLITE_CACHED_MAX
 };
 
@@ -52,5 +53,9 @@ int lb_sqlite_delete_segmentation(void *impl, const char *account, const char *n
 int lb_sqlite_load_segmentations(void *impl, lb_segmentation_visit visit, void *ud, lb_error *err);
 int lb_sqlite_set_segmentation_status(void *impl, int64_t id, const char *status, const char *reasons_json,
                                       lb_error *err);
+
+/* store_sqlite_club.c */
+int lb_sqlite_put_club_activity(void *impl, const lb_club_activity *a, lb_error *err);
+int lb_sqlite_load_club_activity(void *impl, lb_club_visit visit, void *ud, lb_error *err);
 
 #endif

@@ -1,7 +1,8 @@
 -- club_progress: club.progress events (Club poller or POST /v1/events) carry
--- club.progress, the course completion in percent. Fires when it is at or
--- above the chosen percentage. Firing once per lead and threshold is the
--- scheduler's job (design section 3), not this rule's.
+-- club.progress, the course completion in percent. Fires once per lead and
+-- threshold: when this event reaches the chosen percentage and the highest
+-- progress the server had recorded for the lead (club.previous_progress, added
+-- by the core before the rules run) had not.
 return {
   id = "club_progress",
   label = "Progress on course completion",
@@ -15,6 +16,8 @@ return {
   },
   match = function(ev, p)
     local progress = lb.get(ev, "club.progress")
+    local previous = lb.get(ev, "club.previous_progress")
     return type(progress) == "number" and progress >= p.percent
+       and (type(previous) ~= "number" or previous < p.percent)
   end,
 }
