@@ -67,6 +67,30 @@ static void handle_healthz(lb_http_request *req, void *ctx)
     lb_http_reply(req, 200, "application/json", body, sizeof body - 1, NULL);
 }
 
+static void render_dispatcher(const lb_dispatcher *disp, struct evbuffer *out)
+{
+    lb_dispatcher_stats st;
+    lb_dispatcher_stats_get(disp, &st);
+    evbuffer_add_printf(out,
+                        "# HELP listboss_jobs_queued Jobs waiting or running\n# TYPE listboss_jobs_queued gauge\n"
+                        "listboss_jobs_queued %zu\n"
+                        "# HELP listboss_provider_calls_in_flight Provider calls running\n"
+                        "# TYPE listboss_provider_calls_in_flight gauge\nlistboss_provider_calls_in_flight %zu\n"
+                        "# HELP listboss_integrations_broken Integrations whose credentials were refused\n"
+                        "# TYPE listboss_integrations_broken gauge\nlistboss_integrations_broken %zu\n",
+                        st.queued, st.running, st.broken);
+    const struct {
+        const char *outcome;
+        uint64_t n;
+    } outcomes[] = {{"ok", st.ok},     {"retry", st.retry}, {"rate_limited", st.rate_limited}, {"timeout", st.timeout},
+                    {"fail", st.fail}, {"auth", st.auth},   {"dead", st.dead}};
+    evbuffer_add_printf(out, "# HELP listboss_job_attempts_total Provider call outcomes\n"
+                             "# TYPE listboss_job_attempts_total counter\n");
+    for (size_t i = 0; i < sizeof outcomes / sizeof *outcomes; i++)
+        evbuffer_add_printf(out, "listboss_job_attempts_total{outcome=\"%s\"} %llu\n", outcomes[i].outcome,
+                            (unsigned long long)outcomes[i].n);
+}
+
 static void handle_metrics(lb_http_request *req, void *ctx)
 {
     lb_daemon *d = ctx;
@@ -76,6 +100,7 @@ static void handle_metrics(lb_http_request *req, void *ctx)
         return;
     }
     lb_metrics_render(&d->metrics, out);
+    render_dispatcher(lb_automation_dispatcher(d->automation), out);
     size_t len = evbuffer_get_length(out);
     lb_http_reply(req, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len, NULL);
     evbuffer_free(out);

@@ -96,6 +96,13 @@ def test_a_new_login_starts_a_new_period():
     assert len(wait_for(lambda: len(jobs(email, "away15")) == 2 and jobs(email, "away15"))) == 2
 
 
+def test_metrics_count_provider_calls():
+    text = D.get("/metrics").body.decode()
+    line = [l for l in text.splitlines() if l.startswith('listboss_job_attempts_total{outcome="ok"}')]
+    assert line and int(line[0].split()[-1]) >= 1, text
+    assert "listboss_jobs_queued " in text and "listboss_integrations_broken 0" in text
+
+
 def test_restart_does_not_fire_a_period_twice():
     before = len(jobs("a15@example.com"))
     D.stop()
