@@ -1,8 +1,12 @@
 -- wrk script for bench/ingest: posts distinct, realistic Hotmart webhooks
 -- (the fixtures, each with a fresh envelope id) and reports durable events/s
 -- and latency percentiles.
+-- LB_BENCH_LEADS=N (N > 0): each request's lead e-mail (the one "email" of
+-- each fixture) becomes one of N addresses per wrk thread,
+-- t<thread>-<k>@bench.example, instead of the fixture's own (3 buyers in all).
 local fixtures_dir = os.getenv("LB_FIXTURES")
 local hottok = os.getenv("LB_BENCH_HOTTOK")
+local leads = tonumber(os.getenv("LB_BENCH_LEADS") or "0") or 0
 local names = { "PURCHASE_APPROVED", "PURCHASE_BILLET_PRINTED", "PURCHASE_OUT_OF_SHOPPING_CART",
                 "PURCHASE_REFUNDED", "CLUB_MODULE_COMPLETED", "SUBSCRIPTION_CANCELLATION" }
 local templates = {}
@@ -21,6 +25,7 @@ end
 function setup(thread)
   table.insert(threads, thread)
   thread:set("id_prefix", string.format("bench-%d-%d-", os.time(), #threads))
+  thread:set("lead_prefix", string.format("t%d-", #threads))
 end
 
 function init(args)
@@ -28,7 +33,9 @@ function init(args)
     local body = read(fixtures_dir .. "/" .. n .. ".json")
     -- split around the envelope id so each request gets its own
     local pre, post = body:match('^(.-"id"%s*:%s*")[^"]*(".*)$')
-    templates[i] = { pre = pre, post = post }
+    -- and around the lead's e-mail (each fixture has exactly one "email")
+    local mid, rest = post:match('^(.-"email"%s*:%s*")[^"]*(".*)$')
+    templates[i] = { pre = pre, post = post, mid = mid, rest = rest }
   end
 end
 
@@ -36,10 +43,16 @@ function request()
   counter = counter + 1
   local t = templates[counter % #templates + 1]
   local id = id_prefix .. counter
+  local body
+  if leads > 0 and t.mid then
+    body = t.pre .. id .. t.mid .. lead_prefix .. (counter % leads) .. "@bench.example" .. t.rest
+  else
+    body = t.pre .. id .. t.post
+  end
   return wrk.format("POST", "/webhooks/hotmart", {
     ["Content-Type"] = "application/json",
     ["X-HOTMART-HOTTOK"] = hottok,
-  }, t.pre .. id .. t.post)
+  }, body)
 end
 
 function done(summary, latency, requests)

@@ -2,6 +2,7 @@
  * started and reloaded together. */
 #include "automation.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,84 @@ struct lb_automation {
     lb_plugin_registry *registry;
     lb_seg_world *world;
     lb_dispatcher *dispatcher;
+    char **running;   /* "account\x1fintegration" of the integrations started, for reloads */
+    size_t n_running;
 };
+
+static void forget_running(lb_automation *a)
+{
+    for (size_t i = 0; i < a->n_running; i++)
+        free(a->running[i]);
+    free(a->running);
+    a->running = NULL;
+    a->n_running = 0;
+}
+
+static bool config_has(const lb_config *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->n_accounts; i++) {
+        const lb_account *acct = &cfg->accounts[i];
+        size_t alen = strlen(acct->id);
+        if (strncmp(key, acct->id, alen) != 0 || key[alen] != '\x1f')
+            continue;
+        for (size_t j = 0; j < acct->n_integrations; j++)
+            if (strcmp(key + alen + 1, acct->integrations[j].id) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* An integration the new configuration no longer has is detached: its jobs
+ * wait (as for a broken one) until a configuration brings it back. */
+static void remove_dropped(lb_automation *a, const lb_config *cfg)
+{
+    for (size_t i = 0; i < a->n_running; i++) {
+        if (config_has(cfg, a->running[i]))
+            continue;
+        char *sep = strchr(a->running[i], '\x1f');
+        *sep = '\0';
+        lb_log(LB_LOG_INFO, "integration removed by the configuration; its jobs wait", "account", a->running[i],
+               "integration", sep + 1, NULL);
+        lb_dispatcher_remove_integration(a->dispatcher, a->running[i], sep + 1);
+        *sep = '\x1f';
+    }
+}
+
+static void remember_running(lb_automation *a, const lb_config *cfg)
+{
+    forget_running(a);
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        total += cfg->accounts[i].n_integrations;
+    a->running = calloc(total ? total : 1, sizeof *a->running);
+    if (!a->running)
+        return;
+    for (size_t i = 0; i < cfg->n_accounts; i++)
+        for (size_t j = 0; j < cfg->accounts[i].n_integrations; j++) {
+            char *key;
+            if (asprintf(&key, "%s\x1f%s", cfg->accounts[i].id, cfg->accounts[i].integrations[j].id) >= 0)
+                a->running[a->n_running++] = key;
+        }
+}
+
+/* The dispatcher starts every integration healthy and finds broken
+ * credentials again within a few answers; an alert stored by an earlier run
+ * would otherwise outlive a fix made while the daemon was down. */
+static int clear_stored_alerts(lb_store *store, const lb_config *cfg, lb_error *err)
+{
+    if (lb_store_begin(store, err))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_accounts && rc == 0; i++)
+        for (size_t j = 0; j < cfg->accounts[i].n_integrations && rc == 0; j++)
+            rc = lb_store_set_integration_state(store, cfg->accounts[i].id, cfg->accounts[i].integrations[j].id,
+                                                false, NULL, err);
+    if (rc == 0)
+        rc = lb_store_commit(store, err);
+    if (rc)
+        lb_store_rollback(store);
+    return rc;
+}
 
 static int load_plugins(lb_automation *a, const lb_config *cfg)
 {
@@ -87,7 +165,10 @@ lb_automation *lb_automation_start(struct event_base *base, lb_store *store, lb_
         lb_fail(err, "", "cannot start the dispatcher");
         goto fail;
     }
+    if (clear_stored_alerts(store, cfg, err))
+        goto fail;
     start_integrations(a, cfg, false);
+    remember_running(a, cfg);
     if (lb_store_load_pending_jobs(store, enqueue_loaded, a->dispatcher, err))
         goto fail;
     return a;
@@ -106,7 +187,9 @@ int lb_automation_reload(lb_automation *a, const lb_config *cfg, lb_error *err)
         return -1;
     lb_seg_world_free(a->world);
     a->world = fresh;
+    remove_dropped(a, cfg);
     start_integrations(a, cfg, true);
+    remember_running(a, cfg);
     /* pick up jobs made ready outside the daemon (dead letters replayed from
      * the command line); the dispatcher ignores ids it already holds */
     return lb_store_load_pending_jobs(a->store, enqueue_loaded, a->dispatcher, err);
@@ -132,5 +215,6 @@ void lb_automation_free(lb_automation *a)
     lb_registry_free(a->registry);
     lb_plugin_host_free(a->host);
     lb_http_client_free(a->http);
+    forget_running(a);
     free(a);
 }

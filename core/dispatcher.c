@@ -381,15 +381,17 @@ static void lane_free(lb_dispatcher *d, lane *l)
 
 /* Inserts in id order, never ahead of a head that is running or being
  * recorded. False for a job id already in the lane. */
+/* A lane is sorted by job id and new jobs nearly always have the highest id,
+ * so the walk from the tail stops at once; a duplicate (a job loaded again
+ * from the store) is where the walk stops, so it costs nothing more. */
 static bool lane_insert(lane *l, qjob *q)
 {
-    for (const qjob *p = l->head; p != NULL; p = p->next)
-        if (p->job->id == q->job->id)
-            return false;
     const qjob *floor = l->state == LANE_RUNNING || l->state == LANE_RECORDING ? l->head : NULL;
     qjob *after = l->tail;
     while (after != NULL && after != floor && after->job->id > q->job->id)
         after = after->prev;
+    if (after && after->job->id == q->job->id)
+        return false;
     q->prev = after;
     q->next = after ? after->next : l->head;
     if (q->next)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "limiter.h"
 #include "log.h"
 #include "plugin_api.h"
 
@@ -35,7 +36,12 @@ enum call_state {
 /* One HTTP request of a call. */
 struct lb_http {
     lb_call *call;
-    lb_http_exchange *x;
+    lb_http_exchange *x;  /* NULL while paced */
+    /* a request waiting for its integration's request budget: our copy */
+    bool paced;
+    lb_http_req req;
+    char **headers;
+    struct lb_http *pace_prev, *pace_next;
     lb_http_done done;
     void *ud;
     bool delivering; /* inside done: the handle is spent */
@@ -72,6 +78,11 @@ struct lb_integration {
     lb_call *live;
     size_t n_live;
     lb_call *retired, *retired_tail; /* oldest first */
+    /* Provider rate limits count HTTP requests, and one job may make several
+     * (look up, create, tag): the request budget is spent here, per request. */
+    lb_token_bucket request_budget;
+    struct lb_http *paced_head, *paced_tail;
+    struct event *pace_ev;
 };
 
 static int64_t mono_ms(void)
@@ -121,8 +132,38 @@ static void unlink_request(struct lb_http *h)
     h->prev = h->next = NULL;
 }
 
+static void free_request_copy(struct lb_http *h)
+{
+    for (char **p = h->headers; p && *p; p++)
+        free(*p);
+    free(h->headers);
+    free((char *)h->req.url);
+    free((char *)h->req.body);
+    h->headers = NULL;
+    h->req.url = h->req.body = NULL;
+}
+
+static void unpace(struct lb_http *h)
+{
+    lb_integration *in = h->call->in;
+    if (!h->paced)
+        return;
+    if (h->pace_prev)
+        h->pace_prev->pace_next = h->pace_next;
+    else
+        in->paced_head = h->pace_next;
+    if (h->pace_next)
+        h->pace_next->pace_prev = h->pace_prev;
+    else
+        in->paced_tail = h->pace_prev;
+    h->pace_prev = h->pace_next = NULL;
+    h->paced = false;
+}
+
 static void free_request(struct lb_http *h)
 {
+    unpace(h);
+    free_request_copy(h);
     free(h->log_url);
     free(h);
 }
@@ -162,6 +203,78 @@ static void on_http_done(const lb_http_resp *resp, void *ud)
     free_request(h);
 }
 
+static void arm_pacing(lb_integration *in)
+{
+    int64_t wait = lb_bucket_wait_ms(&in->request_budget, mono_ms());
+    struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
+    event_base_update_cache_time(in->host->base);
+    evtimer_add(in->pace_ev, &tv);
+}
+
+/* Keeps a copy of the request (the plugin's may not outlive this call) and
+ * queues it for when the integration's request budget allows. */
+static int pace(lb_integration *in, struct lb_http *h, const lb_http_req *req)
+{
+    size_t n = 0;
+    while (req->headers && req->headers[n])
+        n++;
+    h->headers = calloc(n + 1, sizeof *h->headers);
+    h->req = *req;
+    h->req.url = strdup(req->url);
+    h->req.body = NULL;
+    if (req->body) {
+        char *body = malloc(req->body_len ? req->body_len : 1);
+        if (body)
+            memcpy(body, req->body, req->body_len);
+        h->req.body = body;
+    }
+    bool ok = h->headers && h->req.url && (!req->body || h->req.body);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (h->headers[i] = strdup(req->headers[i])) != NULL;
+    if (!ok)
+        return -1;
+    h->req.headers = (const char *const *)h->headers;
+    h->paced = true;
+    h->pace_prev = in->paced_tail;
+    if (in->paced_tail)
+        in->paced_tail->pace_next = h;
+    else
+        in->paced_head = h;
+    in->paced_tail = h;
+    if (!evtimer_pending(in->pace_ev, NULL))
+        arm_pacing(in);
+    return 0;
+}
+
+/* A paced request whose exchange cannot even start is answered as a
+ * transport error, so its plugin still hears back exactly once. */
+static void fail_unstartable(struct lb_http *h)
+{
+    lb_http_resp resp = {.transport_error = 1, .error = "cannot start the request", .body = "", .body_len = 0};
+    unlink_request(h);
+    h->delivering = true;
+    h->done(&resp, h->ud);
+    free_request(h);
+}
+
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lb_integration *in = arg;
+    while (in->paced_head && lb_bucket_take(&in->request_budget, mono_ms())) {
+        struct lb_http *h = in->paced_head;
+        unpace(h);
+        h->started_ms = mono_ms();
+        h->x = lb_http_client_request(in->host->http, &h->req, on_http_done, h);
+        free_request_copy(h); /* the client keeps its own copy of the body */
+        if (h->x == NULL)
+            fail_unstartable(h);
+    }
+    if (in->paced_head)
+        arm_pacing(in);
+}
+
 static lb_http *host_http_request(lb_call *call, const lb_http_req *req, lb_http_done done, void *ud)
 {
     if (call == NULL || call->magic != CALL_MAGIC || req == NULL || req->method == NULL || req->url == NULL)
@@ -182,10 +295,18 @@ static lb_http *host_http_request(lb_call *call, const lb_http_req *req, lb_http
     snprintf(h->method, sizeof h->method, "%s", req->method);
     h->log_url = loggable_url(call->in->settings, req->url);
     h->started_ms = mono_ms();
-    h->x = lb_http_client_request(host->http, req, on_http_done, h);
-    if (h->x == NULL) {
-        free_request(h);
-        return NULL;
+    lb_integration *in = call->in;
+    if (in->rate_per_s > 0 && !lb_bucket_take(&in->request_budget, mono_ms())) {
+        if (pace(in, h, req) != 0) {
+            free_request(h);
+            return NULL;
+        }
+    } else {
+        h->x = lb_http_client_request(host->http, req, on_http_done, h);
+        if (h->x == NULL) {
+            free_request(h);
+            return NULL;
+        }
     }
     h->next = call->requests;
     if (call->requests)
@@ -200,7 +321,8 @@ static void host_http_cancel(lb_http *h)
         return;
     if (h->delivering)
         return; /* cancelling itself from its own done: the handle is spent anyway */
-    lb_http_client_cancel(h->x);
+    if (h->x)
+        lb_http_client_cancel(h->x);
     unlink_request(h);
     free_request(h);
 }
@@ -209,7 +331,8 @@ static void drop_requests(lb_call *call)
 {
     while (call->requests != NULL) {
         struct lb_http *h = call->requests;
-        lb_http_client_cancel(h->x);
+        if (h->x)
+            lb_http_client_cancel(h->x);
         unlink_request(h);
         free_request(h);
     }
@@ -568,7 +691,12 @@ lb_integration *lb_integration_new(lb_plugin_host *h, const char *account, const
         lb_fail(err, cfg->id, "out of memory");
     } else if ((in->settings = build_settings(account, cfg, plugin, err)) != NULL && init_instance(in, err) == 0) {
         pick_limits(in, cfg);
-        return in;
+        lb_bucket_init(&in->request_budget, in->rate_per_s, in->burst, mono_ms());
+        in->pace_ev = evtimer_new(h->base, on_pace, in);
+        if (in->pace_ev)
+            return in;
+        lb_fail(err, cfg->id, "out of memory");
+        in->plugin->destroy(in->instance);
     }
     lb_settings_free(in->settings);
     free(in->account);
@@ -596,6 +724,8 @@ void lb_integration_free(lb_integration *in)
         lb_call_abort(in->live);
     in->plugin->destroy(in->instance);
     sweep_retired(in, 0, true);
+    if (in->pace_ev)
+        event_free(in->pace_ev);
     lb_settings_free(in->settings);
     free(in->account);
     free(in->id);
