@@ -21,6 +21,10 @@ struct lb_http_client {
     lb_http_client_options opts;
     lb_http_exchange *exchanges; /* in flight, doubly linked */
     size_t in_flight;
+    /* finished easy handles, reset and kept: making one per request is a
+     * measurable share of a provider call's CPU */
+    CURL *spare[64];
+    size_t n_spare;
 };
 
 typedef struct header_line {
@@ -54,8 +58,15 @@ typedef struct sock_watch {
 static void exchange_free(lb_http_exchange *x)
 {
     lb_http_client *c = x->client;
-    curl_multi_remove_handle(c->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    if (x->easy) {
+        curl_multi_remove_handle(c->multi, x->easy);
+        if (c->n_spare < sizeof c->spare / sizeof *c->spare) {
+            curl_easy_reset(x->easy);
+            c->spare[c->n_spare++] = x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
+    }
     curl_slist_free_all(x->req_headers);
     for (size_t i = 0; i < x->n_headers; i++) {
         free(x->headers[i].name);
@@ -276,6 +287,8 @@ void lb_http_client_free(lb_http_client *c)
         return;
     while (c->exchanges)
         exchange_free(c->exchanges);
+    while (c->n_spare > 0)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     if (c->multi)
         curl_multi_cleanup(c->multi);
     if (c->timer)
@@ -347,7 +360,7 @@ lb_http_exchange *lb_http_client_request(lb_http_client *c, const lb_http_req *r
     x->client = c;
     x->done = done;
     x->ud = ud;
-    x->easy = curl_easy_init();
+    x->easy = c->n_spare > 0 ? c->spare[--c->n_spare] : curl_easy_init();
     x->next = c->exchanges;
     if (c->exchanges)
         c->exchanges->prev = x;

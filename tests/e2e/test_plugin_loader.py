@@ -234,6 +234,28 @@ def test_missing_callback_is_refused():
     refused(build("nocancel", "NO_CANCEL"), "no cancel callback")
 
 
+def test_daemon_refuses_bad_plugins_and_keeps_serving():
+    """A plugin folder with a wrong ABI major and a plugin missing a callback:
+    the daemon logs each refusal, loads the good one, and serves."""
+    import lbtest
+    folder = os.path.join(WORK, "daemon-plugins")
+    build("dgood", 'NAME="dgood"', folder=folder)
+    build("dwrongabi", "WRONG_ABI", 'NAME="dwrongabi"', folder=folder)
+    build("dnocancel", "NO_CANCEL", 'NAME="dnocancel"', folder=folder)
+    d = lbtest.Daemon(env={"LISTBOSS_PLUGIN_DIR": folder})
+    try:
+        d.start()
+        log = d.stderr()
+        assert "dwrongabi.so" in log and "ABI 2.0" in log, log
+        assert "dnocancel.so" in log and "no cancel callback" in log, log
+        assert "plugin loaded" in log and "plugin=dgood" in log, log
+        body = lbtest.with_id(lbtest.fixture("PURCHASE_APPROVED"), "plugin-refusal-test")
+        assert d.post_hotmart(body).status == 200
+        assert d.get("/healthz").status == 200
+    finally:
+        d.cleanup()
+
+
 def test_bad_name_is_refused():
     refused(build("badname", 'NAME="Bad-Name"'), "Bad-Name", "[a-z0-9_]")
 
