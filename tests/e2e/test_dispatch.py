@@ -9,10 +9,8 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 from lbtest import Daemon, TOKEN_B, fixture, run
@@ -23,6 +21,7 @@ sys.path.insert(0, FAKES)
 import fake_activecampaign  # noqa: E402
 import fake_convertkit  # noqa: E402
 import fake_mailchimp  # noqa: E402
+from fakeproc import FakeProcess  # noqa: E402
 
 MC_KEY = fake_mailchimp.KEY
 MC_LIST = fake_mailchimp.BUYERS
@@ -36,46 +35,9 @@ DEADLINE_S = 30
 
 # --- fakes -------------------------------------------------------------------------
 
-class FakeServer:
-    def __init__(self, name):
-        self.name = name
-        self.proc = subprocess.Popen([sys.executable, os.path.join(FAKES, "fake_%s.py" % name), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().split()
-        assert line[:1] == ["listening"], "fake %s did not start: %r" % (name, line)
-        self.root = "http://127.0.0.1:%s" % line[1]
-
-    def control(self, path, doc=None):
-        data = None if doc is None else json.dumps(doc).encode()
-        req = urllib.request.Request(self.root + "/_fake/" + path, data=data,
-                                     method="GET" if doc is None else "POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body else None
-
-    def state(self):
-        return self.control("state")
-
+class FakeServer(FakeProcess):
     def requests(self):
-        """Provider requests seen, in arrival order (control requests are not recorded)."""
-        return self.control("requests")
-
-    def fault(self, **spec):
-        self.control("fault", spec)
-
-    def reset(self):
-        self.control("reset", {})
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        return self.seen()
 
 
 FAKE = {}

@@ -1,6 +1,5 @@
 """Ingest over real HTTP: every fixture, every bad input, dedupe, accounts."""
 import json
-import socket
 import sqlite3
 import threading
 import time

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from lbtest import (Daemon, DEFAULT_CONFIG, HOTTOK_A, LISTBOSSD, fixture, free_port, run, with_id)
+from lbtest import (Daemon, DEFAULT_CONFIG, LISTBOSSD, fixture, free_port, run, with_id)
 
 TESTHOTTOK = "TESTHOTTOK0000000000000000000000000000000"
 

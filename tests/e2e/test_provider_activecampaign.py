@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(SRCDIR, "tests", "fakes"))
 
 from lbtest import run  # noqa: E402
 from fake_activecampaign import VALID_KEY  # noqa: E402
+import fakeproc  # noqa: E402
 
 LBPLUG = os.environ.get("LBPLUG", os.path.join(SRCDIR, "build", "lbplug-dev"))
 FAKE = os.path.join(SRCDIR, "tests", "fakes", "fake_activecampaign.py")
@@ -26,38 +27,15 @@ BILLET_FIELD = "1"  # the fake's seeded "Billet URL" custom field
 
 
 def plugin_path():
-    folder = os.environ.get("LB_PLUGIN_DIR", os.path.join(SRCDIR, "build", "plugins-dev"))
-    for candidate in ("activecampaign.so", os.path.join(".libs", "activecampaign.so")):
-        path = os.path.join(folder, candidate)
-        if os.path.exists(path):
-            return path
-    raise AssertionError("activecampaign.so not found under " + folder)
+    return fakeproc.plugin_path("activecampaign")
 
 
 # --- the fake ------------------------------------------------------------------
 
-class FakeServer:
+class FakeServer(fakeproc.FakeProcess):
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, FAKE, "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "listening":
-            self.stop()
-            raise AssertionError("the fake did not start: %r" % line)
-        self.url = "http://127.0.0.1:%s" % line[1]
-
-    def control(self, path, body=None, method=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + "/_fake/" + path, data=data,
-                                     method=method or ("POST" if data is not None else "GET"))
-        with urllib.request.urlopen(req, timeout=10) as r:
-            text = r.read()
-        return json.loads(text) if text else None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        super().__init__("activecampaign")
+        self.url = self.root
 
 
 FAKE_SERVER = None

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 
 from lbtest import run
 
@@ -20,49 +19,26 @@ LBPLUG = os.environ.get("LBPLUG", os.path.join(SRCDIR, "build", "lbplug-dev"))
 PLUGIN_DIR = os.environ.get("LB_PLUGIN_DIR", os.path.join(SRCDIR, "build", "plugins-dev"))
 
 sys.path.insert(0, FAKES)
+import fakeproc  # noqa: E402
 from fake_convertkit import VALID_KEY  # noqa: E402
 
 EMAIL = "ana@example.com"
 
 
 def plugin_path():
-    for p in (os.path.join(PLUGIN_DIR, "convertkit.so"), os.path.join(PLUGIN_DIR, ".libs", "convertkit.so")):
-        if os.path.exists(p):
-            return p
-    raise AssertionError("convertkit.so not found under " + PLUGIN_DIR)
+    return fakeproc.plugin_path("convertkit")
 
 
 # --- the fake -----------------------------------------------------------------
 
-class FakeKit:
+class FakeKit(fakeproc.FakeProcess):
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(FAKES, "fake_convertkit.py"), "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().split()
-        assert line[:1] == ["listening"], "fake did not start: %r" % line
-        self.root = "http://127.0.0.1:%s" % line[1]
+        super().__init__("convertkit")
         self.base = self.root + "/v4"
-
-    def control(self, path, doc=None):
-        data = None if doc is None else json.dumps(doc).encode()
-        req = urllib.request.Request(self.root + "/_fake/" + path, data=data, method="GET" if doc is None else "POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body else None
-
-    def state(self):
-        return self.control("state")
 
     def requests(self):
         """(method, path) of every provider request seen since the last reset."""
-        return [(r["method"], r["path"]) for r in self.control("requests")]
-
-    def reset(self):
-        self.control("reset", {})
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+        return [(r["method"], r["path"]) for r in self.seen()]
 
 
 FAKE = None

@@ -25,6 +25,7 @@ LBPLUG = os.environ.get("LBPLUG", os.path.join(SRCDIR, "build", "lbplug-dev"))
 PLUGIN_DIR = os.environ.get("LB_PLUGIN_DIR", os.path.join(SRCDIR, "build", "plugins-dev"))
 
 sys.path.insert(0, FAKES)
+import fakeproc  # noqa: E402
 from fake_mailchimp import (BUYERS, JOURNEY, JOURNEY_STEP, KEY, NEWSLETTER, WORKFLOW,  # noqa: E402
                             WORKFLOW_EMAIL)
 
@@ -36,49 +37,19 @@ def md5(email):
 
 
 def plugin_path():
-    for p in (os.path.join(PLUGIN_DIR, "mailchimp.so"), os.path.join(PLUGIN_DIR, ".libs", "mailchimp.so")):
-        if os.path.exists(p):
-            return p
-    raise AssertionError("mailchimp.so not found under " + PLUGIN_DIR)
+    return fakeproc.plugin_path("mailchimp")
 
 
 # --- the fake -----------------------------------------------------------------
 
-class FakeMailchimp:
+class FakeMailchimp(fakeproc.FakeProcess):
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(FAKES, "fake_mailchimp.py"), "--port", "0"],
-                                     stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().split()
-        assert line[:1] == ["listening"], "fake did not start: %r" % line
-        self.root = "http://127.0.0.1:%s" % line[1]
+        super().__init__("mailchimp")
         self.base = self.root + "/3.0"
-
-    def control(self, path, doc=None):
-        data = None if doc is None else json.dumps(doc).encode()
-        req = urllib.request.Request(self.root + "/_fake/" + path, data=data, method="GET" if doc is None else "POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body else None
-
-    def state(self):
-        return self.control("state")
-
-    def seen(self):
-        return self.control("requests")
 
     def requests(self):
         """(method, path) of every provider request seen since the last reset."""
         return [(r["method"], r["path"]) for r in self.seen()]
-
-    def fault(self, **doc):
-        self.control("fault", doc)
-
-    def reset(self):
-        self.control("reset", {})
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 FAKE = None

@@ -35,7 +35,6 @@ Run: python3 fake_mailchimp.py --port 0 [--key KEY] [--max-connections N]
 import argparse
 import base64
 import hashlib
-import json
 import os
 import re
 import sys

@@ -20,8 +20,6 @@ Run a fake with:  python3 fake_NAME.py --port PORT  (prints "listening PORT" whe
 """
 import argparse
 import json
-import socketserver
-import sys
 import threading
 import time
 import urllib.parse
