@@ -109,9 +109,13 @@ static void apply_fact(json_object *memberships, const char *fact)
     size_t kind_len = action_len - (add ? 4 : 7);
     char membership[512];
     snprintf(membership, sizeof membership, "%.*s%s", (int)kind_len, fact, colon);
-    for (size_t i = json_object_array_length(memberships); i-- > 0;)
-        if (strcmp(json_object_get_string(json_object_array_get_idx(memberships, i)), membership) == 0)
-            json_object_array_del_idx(memberships, i, 1);
+    for (size_t i = json_object_array_length(memberships); i-- > 0;) {
+        if (strcmp(json_object_get_string(json_object_array_get_idx(memberships, i)), membership) != 0)
+            continue;
+        if (add)
+            return; /* already a member: keep the order, change nothing */
+        json_object_array_del_idx(memberships, i, 1);
+    }
     if (add)
         json_object_array_add(memberships, json_object_new_string(membership));
 }
@@ -150,8 +154,19 @@ static int update_lead_state(sqlite_store *s, const lb_job_outcome *o, lb_error 
     json_object *memberships = current_memberships(s, o, &old_ref, err);
     if (!memberships)
         return -1;
+    char *before = strdup(json_object_to_json_string_ext(memberships, JSON_C_TO_STRING_PLAIN));
     if (o->fact)
         apply_fact(memberships, o->fact);
+    /* a repeat (the same tag for a lead that has it, the same contact id)
+     * changes nothing: skip the write, the common case of a busy lead */
+    bool same_ref = !o->provider_ref || !*o->provider_ref || (old_ref && strcmp(old_ref, o->provider_ref) == 0);
+    bool same_set = before && strcmp(before, json_object_to_json_string_ext(memberships, JSON_C_TO_STRING_PLAIN)) == 0;
+    free(before);
+    if (same_ref && same_set && old_ref) {
+        json_object_put(memberships);
+        free(old_ref);
+        return 0;
+    }
     sqlite3_stmt *st = lb_sqlite_cached(
         s, LB_SQ_PUT_LEAD,
         "INSERT INTO lead_state (account, integration, lead_email, contact_ref, memberships, updated_at)"
