@@ -484,8 +484,9 @@ static int map_current_plan(json_object *root, json_object *doc, lb_error *err)
     return 0;
 }
 
-/* Hotmart's "send test" button: canned product ids and name (spec 2). */
-static bool is_send_test(json_object *doc)
+/* Hotmart's "send test" button: canned product ids and name (spec 2); 1439
+ * is the 1.0 postback's test product. */
+bool lb_hotmart_is_send_test(json_object *doc)
 {
     static const char *const test_ids[] = {"0", "123456", "1439"};
     static const char test_name[] = "Produto test postback2";
@@ -566,7 +567,7 @@ static int build(json_object *root, json_object *doc, const struct event_map **m
      * known shape, so nothing in it is read or can fail (spec 8.10). */
     if (m != NULL && map_data(root, doc, m, err) < 0)
         return -1;
-    return lb_jset(doc, "test", json_object_new_boolean(m != NULL && is_send_test(doc)), err);
+    return lb_jset(doc, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(doc)), err);
 }
 
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)

@@ -4,6 +4,7 @@
 #ifndef LB_HOTMART_H
 #define LB_HOTMART_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -14,6 +15,9 @@
  * (ev->doc is a new document; `root` is not kept). On bad input returns -1
  * and names the field in err (e.g. "data.buyer.email"). */
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
+
+/* Whether a normalized document is a Hotmart "send test" delivery. */
+bool lb_hotmart_is_send_test(json_object *doc);
 
 /* The top-level body "hottok" of a 2.0.0 delivery, or NULL. */
 const char *lb_hotmart_body_hottok(json_object *root);

@@ -286,18 +286,6 @@ static int map_subscription_status(json_object *form, json_object *doc, lb_error
     return lb_jset(doc, "subscription.status_raw", json_object_new_string(s), err);
 }
 
-static bool is_send_test(json_object *doc)
-{
-    /* Kept in step with hotmart.c: 1439 is the 1.0 test product (spec 2). */
-    static const char *const test_ids[] = {"0", "123456", "1439"};
-    static const char test_name[] = "Produto test postback2";
-    const char *id = lb_jstr(doc, "product.id");
-    const char *name = lb_jstr(doc, "product.name");
-    for (size_t i = 0; id != NULL && i < N_ELEMS(test_ids); i++)
-        if (strcmp(id, test_ids[i]) == 0)
-            return true;
-    return name != NULL && strncmp(name, test_name, sizeof test_name - 1) == 0;
-}
 
 /* ---- the envelope and the whole ------------------------------------------- */
 
@@ -368,7 +356,7 @@ static int build(json_object *form, json_object *doc, const char **type, lb_erro
     if (ordered != NULL &&
         lb_jset(doc, "occurred_at", json_object_new_int64(json_object_get_int64(ordered)), err) < 0)
         return -1;
-    return lb_jset(doc, "test", json_object_new_boolean(is_send_test(doc)), err);
+    return lb_jset(doc, "test", json_object_new_boolean(lb_hotmart_is_send_test(doc)), err);
 }
 
 /* The form's hottok, copied out before anything is validated: the caller

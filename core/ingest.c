@@ -345,6 +345,31 @@ static json_object *parse_json_object(lb_http_request *req)
     return NULL;
 }
 
+/* Parks a normalized event, or answers 503 when even that fails (memory). */
+static void park_or_refuse(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_account *acct,
+                           const char *ctype)
+{
+    if (park(ing, req, ev, acct, ctype)) {
+        lb_event_clear(ev);
+        lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, "Retry-After: 1\r\n");
+    }
+}
+
+/* Normalizes a parsed JSON body (which it releases) and parks the event, or
+ * answers 400 naming the field. */
+static void normalize_and_park(lb_ingest *ing, lb_http_request *req, json_object *root, const lb_account *acct,
+                               int (*normalize)(json_object *, lb_event *, lb_error *))
+{
+    lb_event ev = {0};
+    lb_error err = {0};
+    int rc = normalize(root, &ev, &err);
+    json_object_put(root);
+    if (rc)
+        reply_bad_event(req, &err);
+    else
+        park_or_refuse(ing, req, &ev, acct, "application/json");
+}
+
 /* ---- POST /webhooks/hotmart ------------------------------------------------ */
 
 static void hotmart_json(lb_ingest *ing, lb_http_request *req)
@@ -368,18 +393,7 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
             return;
         }
     }
-    lb_event ev = {0};
-    lb_error err = {0};
-    int rc = lb_hotmart_normalize(root, &ev, &err);
-    json_object_put(root);
-    if (rc) {
-        reply_bad_event(req, &err);
-        return;
-    }
-    if (park(ing, req, &ev, acct, "application/json")) {
-        lb_event_clear(&ev);
-        lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, "Retry-After: 1\r\n");
-    }
+    normalize_and_park(ing, req, root, acct, lb_hotmart_normalize);
 }
 
 static void hotmart_form(lb_ingest *ing, lb_http_request *req)
@@ -401,9 +415,8 @@ static void hotmart_form(lb_ingest *ing, lb_http_request *req)
         reply_unauthorized(ing, req, "/webhooks/hotmart", had_token ? "wrong hottok" : "missing hottok");
     } else if (rc) {
         reply_bad_event(req, &err);
-    } else if (park(ing, req, &ev, acct, "application/x-www-form-urlencoded")) {
-        lb_event_clear(&ev);
-        lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, "Retry-After: 1\r\n");
+    } else {
+        park_or_refuse(ing, req, &ev, acct, "application/x-www-form-urlencoded");
     }
 }
 
@@ -449,18 +462,7 @@ void lb_ingest_events(lb_http_request *req, void *ctx)
     json_object *root = parse_json_object(req);
     if (!root)
         return;
-    lb_event ev = {0};
-    lb_error err = {0};
-    int rc = lb_canonical_normalize(root, &ev, &err);
-    json_object_put(root);
-    if (rc) {
-        reply_bad_event(req, &err);
-        return;
-    }
-    if (park(ing, req, &ev, acct, "application/json")) {
-        lb_event_clear(&ev);
-        lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, "Retry-After: 1\r\n");
-    }
+    normalize_and_park(ing, req, root, acct, lb_canonical_normalize);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */

@@ -646,17 +646,24 @@ void lb_redact(const lb_settings *s, const char *in, char *out, size_t cap)
 
 void lb_api_log(const lb_settings *s, int level, const char *fmt, ...)
 {
-    char msg[1024], clean[1280];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lb_api_vlog(s, level, fmt, ap);
     va_end(ap);
+}
+
+void lb_api_vlog(const lb_settings *s, int level, const char *fmt, va_list ap)
+{
+    char msg[1024], clean[1280];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* A plugin may format a token into a message by mistake; redaction
+     * catches every secret setting and any Authorization header text. */
     lb_redact(s, msg, clean, sizeof clean);
     if (level < LB_LEVEL_DEBUG)
         level = LB_LEVEL_DEBUG;
     if (level > LB_LEVEL_ERROR)
         level = LB_LEVEL_ERROR;
-    lb_log((enum lb_log_level)level, clean, "plugin", lb_settings_label(s), NULL);
+    lb_log((enum lb_log_level)level, clean, "integration", lb_settings_label(s), NULL);
 }
 
 void lb_core_api_fill(lb_core_api *api)

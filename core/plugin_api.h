@@ -12,6 +12,7 @@
 #define LB_PLUGIN_API_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -22,6 +23,8 @@
 
 /* ---- lb_core_api members (the plugin-facing contract is in plugin.h) ------ */
 
+void lb_api_vlog(const lb_settings *s, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void lb_api_log(const lb_settings *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *lb_api_setting(const lb_settings *s, const char *key);

@@ -104,19 +104,10 @@ static void log_call(const lb_call *call, enum lb_log_level level, const char *m
 static void host_log(const lb_settings *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void host_log(const lb_settings *s, int level, const char *fmt, ...)
 {
-    char msg[1024], clean[1280];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lb_api_vlog(s, level, fmt, ap);
     va_end(ap);
-    /* A plugin may format a token into a message by mistake; redaction
-     * catches every secret setting and any Authorization header text. */
-    lb_redact(s, msg, clean, sizeof clean);
-    if (level < LB_LEVEL_DEBUG)
-        level = LB_LEVEL_DEBUG;
-    if (level > LB_LEVEL_ERROR)
-        level = LB_LEVEL_ERROR;
-    lb_log((enum lb_log_level)level, clean, "integration", lb_settings_label(s), NULL);
 }
 
 /* ---- HTTP requests of a call ------------------------------------------------- */

@@ -16,6 +16,7 @@
 #ifndef LB_RULES_H
 #define LB_RULES_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -112,5 +113,13 @@ json_object *lb_rules_stats(lb_rules *r);
 
 /* The disabled modules (a new reference): [{"kind","id","last_error"}]. */
 json_object *lb_rules_disabled(lb_rules *r);
+
+/* Appends one {"code","message","field"} reason to `reasons` (an array; NULL
+ * only counts) and returns 1, so checks can sum what they append. Shared by
+ * the rule checks and the segmentation checks so both speak one shape. */
+int lb_reason_add(json_object *reasons, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int lb_reason_vadd(json_object *reasons, const char *code, const char *field, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

@@ -112,8 +112,6 @@ bool lb_tags_subset(char *const *needs, char *const *carries);
  * `where` ("trigger_params"); returns how many. */
 int lb_params_normalize(const lb_module *m, json_object *in, const char *where, json_object **out,
                         json_object *reasons);
-int lb_reason_add(json_object *reasons, const char *code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* ---- the rule set ----------------------------------------------------------- */
 

@@ -80,13 +80,19 @@ static bool valid_ident(const char *s)
 
 int lb_reason_add(json_object *reasons, const char *code, const char *field, const char *fmt, ...)
 {
-    if (!reasons)
-        return 1;
-    char msg[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lb_reason_vadd(reasons, code, field, fmt, ap);
     va_end(ap);
+    return 1;
+}
+
+int lb_reason_vadd(json_object *reasons, const char *code, const char *field, const char *fmt, va_list ap)
+{
+    if (!reasons)
+        return 1;
+    char msg[320];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "code", json_object_new_string(code));
     json_object_object_add(o, "message", json_object_new_string(msg));

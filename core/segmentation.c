@@ -30,18 +30,10 @@ static char *dupstr(const char *s)
 __attribute__((format(printf, 4, 5))) static int reason(json_object *reasons, const char *code, const char *field,
                                                         const char *fmt, ...)
 {
-    if (!reasons)
-        return 1;
-    char msg[320];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    lb_reason_vadd(reasons, code, field, fmt, ap);
     va_end(ap);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "code", json_object_new_string(code));
-    json_object_object_add(o, "message", json_object_new_string(msg));
-    json_object_object_add(o, "field", json_object_new_string(field));
-    json_object_array_add(reasons, o);
     return 1;
 }
 
