@@ -8,36 +8,45 @@
 
 /* ---- config -> store ------------------------------------------------------ */
 
-static bool config_declares(const lb_config *cfg, const char *account, const char *name)
+/* The ids of the rows the configuration declares, as upserted this sync:
+ * every other config-origin row is stale. */
+typedef struct id_set {
+    int64_t *v;
+    size_t n, cap;
+} id_set;
+
+static int id_set_add(id_set *set, int64_t id)
 {
-    for (size_t i = 0; i < cfg->n_accounts; i++) {
-        const lb_account *a = &cfg->accounts[i];
-        if (strcmp(a->id, account) != 0 || !a->segmentations_json)
-            continue;
-        json_object *arr = json_tokener_parse(a->segmentations_json);
-        bool found = false;
-        for (size_t j = 0; arr && j < json_object_array_length(arr) && !found; j++) {
-            json_object *n;
-            if (json_object_object_get_ex(json_object_array_get_idx(arr, j), "name", &n))
-                found = strcmp(json_object_get_string(n), name) == 0;
-        }
-        json_object_put(arr);
-        return found;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 32;
+        int64_t *grown = realloc(set->v, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        set->v = grown;
+        set->cap = cap;
     }
-    return false;
+    set->v[set->n++] = id;
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 typedef struct stale {
+    const id_set *kept;
     char **account, **name;
     size_t n, cap;
-    const lb_config *cfg;
     bool oom;
 } stale;
 
 static void collect_stale(const lb_stored_segmentation *row, void *ud)
 {
     stale *st = ud;
-    if (strcmp(row->origin, "config") != 0 || config_declares(st->cfg, row->account, row->name))
+    if (strcmp(row->origin, "config") != 0 || (st->kept->n > 0 &&
+        bsearch(&row->id, st->kept->v, st->kept->n, sizeof *st->kept->v, cmp_id)))
         return;
     if (st->n == st->cap) {
         size_t cap = st->cap ? st->cap * 2 : 8;
@@ -58,7 +67,7 @@ static void collect_stale(const lb_stored_segmentation *row, void *ud)
     st->n++;
 }
 
-static int put_declarations(lb_store *store, const lb_account *a, lb_error *err)
+static int put_declarations(lb_store *store, const lb_account *a, id_set *kept, lb_error *err)
 {
     lb_segmentation **segs = NULL;
     size_t n = 0;
@@ -78,6 +87,8 @@ static int put_declarations(lb_store *store, const lb_account *a, lb_error *err)
         };
         int64_t id;
         rc = lb_store_put_segmentation(store, &row, &id, err);
+        if (rc == 0 && id_set_add(kept, id))
+            rc = lb_fail(err, "", "out of memory");
         json_object_put(decl);
     }
     for (size_t i = 0; i < n; i++)
@@ -91,9 +102,12 @@ int lb_seg_world_sync_config(lb_store *store, const lb_config *cfg, lb_error *er
     if (lb_store_begin(store, err))
         return -1;
     int rc = 0;
+    id_set kept = {0};
     for (size_t i = 0; i < cfg->n_accounts && rc == 0; i++)
-        rc = put_declarations(store, &cfg->accounts[i], err);
-    stale st = {.cfg = cfg};
+        rc = put_declarations(store, &cfg->accounts[i], &kept, err);
+    if (kept.n > 1)
+        qsort(kept.v, kept.n, sizeof *kept.v, cmp_id);
+    stale st = {.kept = &kept};
     if (rc == 0)
         rc = lb_store_load_segmentations(store, collect_stale, &st, err);
     if (rc == 0 && st.oom)
@@ -107,6 +121,7 @@ int lb_seg_world_sync_config(lb_store *store, const lb_config *cfg, lb_error *er
     }
     free(st.account);
     free(st.name);
+    free(kept.v);
     if (rc == 0)
         rc = lb_store_commit(store, err);
     if (rc)

@@ -25,7 +25,7 @@ def plugin_path(name):
 class FakeProcess:
     """Starts `fake_NAME.py --port 0` and steers it through /_fake/."""
 
-    def __init__(self, name):
+    def __init__(self, name, api_prefix=""):
         self.name = name
         self.proc = subprocess.Popen([sys.executable, os.path.join(FAKES, "fake_%s.py" % name), "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -34,6 +34,7 @@ class FakeProcess:
             self.stop()
             raise AssertionError("fake %s did not start: %r" % (name, line))
         self.root = "http://127.0.0.1:%s" % line[1]
+        self.base = self.root + api_prefix  # what a plugin's base_url points at
 
     def control(self, path, doc=None, method=None):
         data = None if doc is None else json.dumps(doc).encode()
@@ -51,6 +52,10 @@ class FakeProcess:
         """Provider requests seen, in arrival order (control requests are not recorded)."""
         return self.control("requests")
 
+    def requests(self):
+        """(method, path) of every provider request seen since the last reset."""
+        return [(r["method"], r["path"]) for r in self.seen()]
+
     def fault(self, **spec):
         self.control("fault", spec)
 
@@ -67,3 +72,22 @@ class FakeProcess:
                 self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+class SharedFake:
+    """One fake for a whole test file: started on first use, reset for each
+    test that asks for it, stopped by the file's teardown."""
+
+    def __init__(self, name, api_prefix=""):
+        self.name, self.api_prefix, self.proc = name, api_prefix, None
+
+    def get(self, reset=True):
+        if self.proc is None:
+            self.proc = FakeProcess(self.name, self.api_prefix)
+        if reset:
+            self.proc.reset()
+        return self.proc
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()

@@ -22,7 +22,6 @@ from fake_activecampaign import VALID_KEY  # noqa: E402
 import fakeproc  # noqa: E402
 
 LBPLUG = os.environ.get("LBPLUG", os.path.join(SRCDIR, "build", "lbplug-dev"))
-FAKE = os.path.join(SRCDIR, "tests", "fakes", "fake_activecampaign.py")
 BILLET_FIELD = "1"  # the fake's seeded "Billet URL" custom field
 
 
@@ -32,25 +31,12 @@ def plugin_path():
 
 # --- the fake ------------------------------------------------------------------
 
-class FakeServer(fakeproc.FakeProcess):
-    def __init__(self):
-        super().__init__("activecampaign")
-        self.url = self.root
-
-
-FAKE_SERVER = None
+SHARED = fakeproc.SharedFake("activecampaign")
+teardown = SHARED.stop
 
 
 def fake():
-    global FAKE_SERVER
-    if FAKE_SERVER is None:
-        FAKE_SERVER = FakeServer()
-    return FAKE_SERVER
-
-
-def teardown():
-    if FAKE_SERVER is not None:
-        FAKE_SERVER.stop()
+    return SHARED.get(reset=False)
 
 
 def fresh():
@@ -75,7 +61,7 @@ def fault(**spec):
 # --- lbplug ------------------------------------------------------------------------
 
 def lbplug(*args, api_key=VALID_KEY, billet_field=BILLET_FIELD, api_url=None, expect_rc=0):
-    settings = ["--set", "api_url=" + (api_url or fake().url), "--set", "api_key=" + api_key]
+    settings = ["--set", "api_url=" + (api_url or fake().root), "--set", "api_key=" + api_key]
     if billet_field is not None:
         settings += ["--set", "billet_field_id=" + billet_field]
     argv = [LBPLUG, plugin_path()] + settings + list(args)
@@ -99,7 +85,7 @@ def submit(action, email="buyer@example.com", params=None, **opts):
 def api(method, path, body=None):
     """Calls the fake's ActiveCampaign API directly, to seed state."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(fake().url + "/api/3" + path, data=data, method=method,
+    req = urllib.request.Request(fake().root + "/api/3" + path, data=data, method=method,
                                  headers={"Api-Token": VALID_KEY, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read() or b"null")
@@ -161,7 +147,7 @@ def test_verify_bad_key_is_auth():
 
 def test_api_url_with_api_root_and_slash():
     fresh()
-    assert_status(lbplug("verify", api_url=fake().url + "/api/3/"), "ok", 200)
+    assert_status(lbplug("verify", api_url=fake().root + "/api/3/"), "ok", 200)
     assert paths() == ["/api/3/contacts"]
 
 

@@ -42,30 +42,18 @@ def plugin_path():
 
 # --- the fake -----------------------------------------------------------------
 
-class FakeMailchimp(fakeproc.FakeProcess):
-    def __init__(self):
-        super().__init__("mailchimp")
-        self.base = self.root + "/3.0"
-
-    def requests(self):
-        """(method, path) of every provider request seen since the last reset."""
-        return [(r["method"], r["path"]) for r in self.seen()]
-
-
+SHARED = fakeproc.SharedFake("mailchimp", "/3.0")
 FAKE = None
 
 
 def fake():
+    """The file's fake, reset; also kept in FAKE for the helpers below."""
     global FAKE
-    if FAKE is None:
-        FAKE = FakeMailchimp()
-    FAKE.reset()
+    FAKE = SHARED.get()
     return FAKE
 
 
-def teardown():
-    if FAKE is not None:
-        FAKE.stop()
+teardown = SHARED.stop
 
 
 # --- lbplug ---------------------------------------------------------------------
