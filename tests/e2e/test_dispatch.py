@@ -9,11 +9,12 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
 
-from lbtest import Daemon, TOKEN_B, fixture, run
+from lbtest import LISTBOSSD, Daemon, TOKEN_B, fixture, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKES = os.environ.get("LB_FAKES", os.path.join(HERE, "..", "fakes"))
@@ -494,6 +495,26 @@ def test_unknown_list_is_dead_lettered_and_stays_dead():
         assert after[j["id"]]["state"] == "dead" and after[j["id"]]["attempts"] == 1, after[j["id"]]
         assert len(attempts(d, j["id"])) == 1
     assert {n: len(f.requests()) for n, f in FAKE.items()} == seen
+
+    # the command line lists them with their last error, and a replay (then
+    # SIGHUP) runs one again: the list is still unknown, so it dies again
+    listed = cli(d, "dead-letters", "acme")
+    mc = [j for j in listed if j["id"] == dead["mc"]["id"]]
+    assert mc and mc[0]["last_status"] == 404 and "0000000000" in mc[0]["last_reason"], listed
+    assert cli(d, "replay", "acme", str(dead["mc"]["id"])) == {"replayed": 1}
+    reload(d, config(d, segs))
+    deadline = time.time() + DEADLINE_S
+    while len(attempts(d, dead["mc"]["id"])) < 2:
+        assert time.time() < deadline, attempts(d, dead["mc"]["id"])
+        time.sleep(0.05)
+    wait_states(d, "id = ?", dead["mc"]["id"], states=("dead",))
+
+
+def cli(d, *args):
+    r = subprocess.run([LISTBOSSD, "-c", d.config_path] + list(args), capture_output=True, text=True,
+                       env=d.env, cwd=d.dir, timeout=60)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return json.loads(r.stdout)
 
 
 def test_kill_9_with_calls_in_flight_loses_no_job():

@@ -105,6 +105,32 @@ static void env_teardown(void) {}
 
 /* ---- valid configs ------------------------------------------------------- */
 
+#define SCAN_ACCOUNTS "\naccounts = { { id = 'a', hottok = 'hottok-aaaaaaaa', api_token = 'token-aaaaaaaa' } }"
+
+START_TEST(club_scan_interval_default_value_and_errors)
+{
+    lb_error err = {0};
+    lb_config *cfg = lb_config_load_string(SCAN_ACCOUNTS, "=t", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->club_scan_interval_s, 60);
+    lb_config_free(cfg);
+    cfg = lb_config_load_string("club_scan_interval = 5" SCAN_ACCOUNTS, "=t", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->club_scan_interval_s, 5);
+    lb_config_free(cfg);
+    static const char *const bad[] = {"club_scan_interval = 0", "club_scan_interval = 86401",
+                                      "club_scan_interval = 1.5", "club_scan_interval = '10'",
+                                      "club_scan_interval = -3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char chunk[256];
+        snprintf(chunk, sizeof chunk, "%s%s", bad[i], SCAN_ACCOUNTS);
+        lb_error_clear(&err);
+        ck_assert_msg(lb_config_load_string(chunk, "=t", &err) == NULL, "accepted: %s", bad[i]);
+        ck_assert_str_eq(err.field, "club_scan_interval");
+    }
+}
+END_TEST
+
 START_TEST(environment_moves_the_folder_defaults_only)
 {
     lb_error err = {0};
@@ -1164,6 +1190,7 @@ static TCase *valid_tcase(void)
     tcase_add_checked_fixture(tc, env_setup, env_teardown);
     tcase_add_test(tc, demo_loads_with_defaults);
     tcase_add_test(tc, environment_moves_the_folder_defaults_only);
+    tcase_add_test(tc, club_scan_interval_default_value_and_errors);
     tcase_add_test(tc, demo_has_sandbox_integration_and_segmentations);
     tcase_add_test(tc, minimal_config_gets_defaults);
     tcase_add_test(tc, every_key_parsed);
