@@ -1,10 +1,17 @@
-/* http_server.c: connections, framing and replies over bufferevents.
+/* http_server.c: connections, framing and replies on plain socket events.
  *
  * One request per connection is in the hands of a handler at a time; the
- * connection stops reading until it is answered, then resumes with whatever
- * the client pipelined meanwhile. Requests are copied out of the socket buffer
- * into one allocation (head + body) so a handler may keep them across loop
- * turns, which the group commit does. */
+ * connection keeps reading meanwhile (up to one more full request, then it
+ * pauses), and the bytes the client pipelined are looked at once the answer
+ * is out. Requests are copied out of the connection's input buffer into one
+ * allocation (head + body) so a handler may keep them across loop turns,
+ * which the group commit does.
+ *
+ * Why not bufferevents: per request they cost an ioctl(FIONREAD) before each
+ * read, two epoll_ctl calls to arm and disarm the write event, and a loop turn
+ * before the answer is written. Here an answer is written at once with one
+ * sendmsg(); the write event is armed only when the socket cannot take it all,
+ * so a keep-alive request costs one read and one write. */
 #include "http_server.h"
 
 #include <errno.h>
@@ -14,13 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "log.h"
+
+#define LB_LINGER_SECONDS 2
+#define LB_LINGER_MAX_BYTES (1024 * 1024)
+#define LB_READ_CHUNK (16 * 1024) /* room kept free in the input buffer for one read */
 
 typedef struct lb_http_conn lb_http_conn;
 
@@ -37,12 +49,24 @@ struct lb_http_server {
     void *drained_arg;
 };
 
+/* Bytes of one direction of a connection: data[off, len) is what is left. */
+typedef struct byte_buffer {
+    char *data;
+    size_t off, len, cap;
+} byte_buffer;
+
 struct lb_http_conn {
     lb_http_server *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *readable; /* persistent; its timeout is the idle timeout */
+    struct event *writable; /* armed only while an answer waits for socket room */
+    struct event *resume;   /* a later turn: pipelined bytes, or the free after a failed write */
+    byte_buffer in, out;
     lb_http_request *pending; /* handed to a handler, not answered yet */
     bool close_after_write;
-    bool lingering;     /* answered and half-closed: discarding what the client still sends */
+    bool reading_paused; /* input full while a request is pending */
+    bool lingering;      /* answered and half-closed: discarding what the client still sends */
+    bool failed;         /* a write failed: freed on the next turn, never inside a reply */
     size_t discarded;
     lb_http_conn *prev, *next;
 };
@@ -77,6 +101,54 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* ---- byte buffers ---------------------------------------------------------- */
+
+static size_t buffer_pending(const byte_buffer *b) { return b->len - b->off; }
+
+/* Moves what is left to the front and makes room for `room` more bytes. */
+static int buffer_reserve(byte_buffer *b, size_t room)
+{
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->cap - b->len >= room)
+        return 0;
+    size_t cap = b->cap ? b->cap : LB_READ_CHUNK;
+    while (cap - b->len < room)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buffer_append(byte_buffer *b, const char *p, size_t n)
+{
+    if (buffer_reserve(b, n))
+        return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* An emptied buffer that grew for a large request gives its memory back. */
+static void buffer_consume(byte_buffer *b, size_t n)
+{
+    b->off += n;
+    if (b->off < b->len)
+        return;
+    b->off = b->len = 0;
+    if (b->cap > 4 * LB_READ_CHUNK) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+}
+
 /* ---- connection lifetime ------------------------------------------------ */
 
 static void server_check_drained(lb_http_server *srv)
@@ -93,7 +165,12 @@ static void conn_free(lb_http_conn *c)
     lb_http_server *srv = c->srv;
     if (c->pending)
         c->pending->conn = NULL; /* the handler still owns it and will answer into the void */
-    bufferevent_free(c->bev);
+    event_free(c->readable);
+    event_free(c->writable);
+    event_free(c->resume);
+    evutil_closesocket(c->fd);
+    free(c->in.data);
+    free(c->out.data);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -105,21 +182,135 @@ static void conn_free(lb_http_conn *c)
     server_check_drained(srv);
 }
 
+static void conn_add_readable(lb_http_conn *c, int seconds)
+{
+    struct timeval t = {seconds, 0};
+    event_add(c->readable, &t);
+}
+
+/* A reply may be written from inside a handler that the connection's own
+ * read path called, so a failed write must not free the connection there:
+ * it is freed on the next turn. */
+static void conn_fail_later(lb_http_conn *c)
+{
+    c->failed = true;
+    event_del(c->readable);
+    event_del(c->writable);
+    event_active(c->resume, EV_TIMEOUT, 1);
+}
+
+/* After the last answer, close our side for writing and read (and drop) what
+ * the client still sends until it closes too. Closing a socket with unread
+ * input makes the kernel send a reset, which can destroy the answer (a 413 or
+ * 431 to a client still sending) before the client reads it. */
+static void conn_linger(lb_http_conn *c)
+{
+    c->lingering = true;
+    shutdown(c->fd, SHUT_WR);
+    buffer_consume(&c->in, buffer_pending(&c->in));
+    c->reading_paused = false;
+    conn_add_readable(c, LB_LINGER_SECONDS);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Writes what the output buffer holds; arms or disarms the write event. */
+static void conn_flush(lb_http_conn *c)
+{
+    while (buffer_pending(&c->out) > 0) {
+        ssize_t n = send(c->fd, c->out.data + c->out.off, buffer_pending(&c->out), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct timeval t = {c->srv->limits.idle_timeout_s, 0};
+            event_add(c->writable, &t);
+            return;
+        }
+        if (n < 0) {
+            conn_fail_later(c);
+            return;
+        }
+        buffer_consume(&c->out, (size_t)n);
+    }
+    event_del(c->writable);
+    if (c->close_after_write && !c->lingering)
+        conn_linger(c);
+}
+
+/* Sends head and body with one system call when nothing is queued before
+ * them; whatever the socket does not take is queued for the write event. */
+static void conn_send(lb_http_conn *c, const char *head, size_t head_len, const char *body, size_t body_len)
+{
+    if (c->failed)
+        return;
+    size_t done = 0;
+    if (buffer_pending(&c->out) == 0) {
+        struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
+        ssize_t n;
+        do
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_fail_later(c);
+            return;
+        }
+        done = n > 0 ? (size_t)n : 0;
+    }
+    size_t body_done = done > head_len ? done - head_len : 0;
+    if ((done < head_len && buffer_append(&c->out, head + done, head_len - done)) ||
+        (body_done < body_len && buffer_append(&c->out, body + body_done, body_len - body_done))) {
+        conn_fail_later(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    lb_http_conn *c = arg;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        conn_free(c); /* the client stopped reading */
+        return;
+    }
+    conn_flush(c);
+    if (c->failed)
+        conn_free(c);
+}
+
 /* ---- replies ------------------------------------------------------------- */
+
+static int format_head(char *buf, size_t cap, int status, const char *content_type, size_t body_len, bool close,
+                       const char *extra_headers)
+{
+    return snprintf(buf, cap, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+                    reason_phrase(status), content_type, body_len, close ? "Connection: close\r\n" : "",
+                    extra_headers ? extra_headers : "");
+}
 
 static void conn_write_reply(lb_http_conn *c, int status, const char *content_type, const char *body,
                              size_t body_len, const char *extra_headers, bool close)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                        status, reason_phrase(status), content_type, body_len,
-                        close ? "Connection: close\r\n" : "", extra_headers ? extra_headers : "");
-    evbuffer_add(out, body, body_len);
+    char small[512];
+    char *head = small;
+    int n = format_head(small, sizeof small, status, content_type, body_len, close, extra_headers);
+    if (n >= 0 && (size_t)n >= sizeof small) {
+        head = malloc((size_t)n + 1);
+        if (head)
+            format_head(head, (size_t)n + 1, status, content_type, body_len, close, extra_headers);
+    }
+    if (n < 0 || !head) {
+        conn_fail_later(c);
+        return;
+    }
     if (close) {
         c->close_after_write = true;
-        bufferevent_disable(c->bev, EV_READ);
+        event_del(c->readable);
     }
+    conn_send(c, head, (size_t)n, body, body_len);
+    if (head != small)
+        free(head);
 }
 
 void lb_http_reply(lb_http_request *req, int status, const char *content_type, const char *body,
@@ -131,11 +322,18 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
         snprintf(code, sizeof code, "%d", status);
         lb_counter_inc(&c->srv->metrics->requests, req->route, code);
         bool close = !req->keep_alive || c->srv->draining || c->close_after_write;
-        conn_write_reply(c, status, content_type, body, body_len, extra_headers, close);
         c->pending = NULL;
-        /* pipelined bytes may already be buffered: look at them on a later turn */
-        if (!close && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        bool more = !close && buffer_pending(&c->in) > 0;
+        if (!close && c->reading_paused) {
+            c->reading_paused = false;
+            conn_add_readable(c, c->srv->limits.idle_timeout_s);
+        }
+        conn_write_reply(c, status, content_type, body, body_len, extra_headers, close);
+        /* pipelined bytes may already be buffered: look at them on a later
+         * turn, not now, which could recurse through a handler that answers
+         * at once */
+        if (more)
+            event_active(c->resume, EV_TIMEOUT, 1);
     }
     free(req->data);
     free(req);
@@ -195,6 +393,20 @@ static lb_http_request *request_new(lb_http_conn *c)
     return req;
 }
 
+/* The parsed head points into the input buffer; make it point at the same
+ * bytes in the request's own copy. */
+static const char *rebase(const char *p, const char *from, char *to) { return p ? to + (p - from) : NULL; }
+
+static void head_rebase(lb_http_head *h, const char *from, char *to)
+{
+    h->method = rebase(h->method, from, to);
+    h->target = rebase(h->target, from, to);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        h->headers[i].name = rebase(h->headers[i].name, from, to);
+        h->headers[i].value = rebase(h->headers[i].value, from, to);
+    }
+}
+
 /* Answers a request that never reached a handler (bad framing, limits) and
  * closes: after a framing error the byte stream cannot be trusted. */
 static void conn_refuse(lb_http_conn *c, int status, const char *code, const char *message)
@@ -233,19 +445,17 @@ static void dispatch(lb_http_conn *c, lb_http_request *req)
 
 /* Takes one complete request off the input buffer if there is one.
  * Returns 1 if a request was dispatched, 0 to wait for more bytes, -1 if the
- * connection was refused. */
+ * connection was refused (and may be gone). */
 static int conn_take_request(lb_http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail = buffer_pending(&c->in);
     if (avail == 0)
         return 0;
     size_t max_head = c->srv->limits.max_head;
-    size_t view = avail < max_head ? avail : max_head;
-    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)view);
+    const char *p = c->in.data + c->in.off;
     lb_http_head head;
     int status = 400;
-    long head_len = lb_http_parse_head(p, view, max_head, &head, &status);
+    long head_len = lb_http_parse_head(p, avail < max_head ? avail : max_head, max_head, &head, &status);
     if (head_len == 0)
         return 0;
     if (head_len < 0) {
@@ -274,72 +484,100 @@ static int conn_take_request(lb_http_conn *c)
         conn_refuse(c, 503, "out_of_memory", "server is out of memory");
         return -1;
     }
-    evbuffer_remove(in, data, total);
+    memcpy(data, p, total);
     data[total] = '\0';
+    head_rebase(&head, p, data);
+    buffer_consume(&c->in, total);
     req->data = data;
+    req->head = head;
     req->head_len = (size_t)head_len;
     req->body_len = body_len;
-    int ignored;
-    lb_http_parse_head(data, (size_t)head_len, max_head, &req->head, &ignored); /* re-point into our copy */
     req->keep_alive = req->head.keep_alive && !c->srv->draining;
     c->pending = req;
     dispatch(c, req);
     return 1;
 }
 
-#define LB_LINGER_SECONDS 2
-#define LB_LINGER_MAX_BYTES (1024 * 1024)
-
-/* After the last answer, close our side for writing and read (and drop) what
- * the client still sends until it closes too. Closing a socket with unread
- * input makes the kernel send a reset, which can destroy the answer (a 413 or
- * 431 to a client still sending) before the client reads it. */
-static void conn_linger(lb_http_conn *c)
+/* Hands complete requests to handlers while none is pending. */
+static void conn_process(lb_http_conn *c)
 {
-    c->lingering = true;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
-    struct timeval t = {LB_LINGER_SECONDS, 0};
-    bufferevent_set_timeouts(c->bev, &t, NULL);
-    bufferevent_enable(c->bev, EV_READ);
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    lb_http_conn *c = arg;
-    if (c->lingering) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        c->discarded += evbuffer_get_length(in);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        if (c->discarded > LB_LINGER_MAX_BYTES)
-            conn_free(c);
-        return;
-    }
-    while (!c->pending && !c->close_after_write) {
+    while (!c->pending && !c->close_after_write && !c->failed) {
         if (conn_take_request(c) <= 0)
             return;
     }
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     lb_http_conn *c = arg;
-    if (c->close_after_write && !c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_linger(c);
+    (void)fd;
+    (void)what;
+    if (c->failed)
+        conn_free(c);
+    else
+        conn_process(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* Reads and drops: the connection is lingering after its last answer. */
+static void conn_discard_input(lb_http_conn *c)
 {
-    lb_http_conn *c = arg;
-    bool unsent = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
-    if (!c->lingering && (what & BEV_EVENT_EOF) && (c->pending || unsent)) {
-        /* a client that half-closed after its request still gets the answer */
+    char sink[4096];
+    ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    c->discarded += n > 0 ? (size_t)n : 0;
+    if (n <= 0 || c->discarded > LB_LINGER_MAX_BYTES)
+        conn_free(c);
+}
+
+/* The client closed its side: one that half-closed after its request still
+ * gets the answer; otherwise the connection goes. */
+static void conn_peer_closed(lb_http_conn *c)
+{
+    if (c->pending || buffer_pending(&c->out) > 0) {
         c->close_after_write = true;
-        bufferevent_disable(bev, EV_READ);
+        event_del(c->readable);
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    conn_free(c);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    lb_http_conn *c = arg;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        if (!c->pending || c->lingering)
+            conn_free(c); /* idle, or the lingering client never closed */
+        return;           /* a slow commit is not the client's idleness */
+    }
+    if (c->lingering) {
+        conn_discard_input(c);
+        return;
+    }
+    /* room for one more full request while one is pending, then pause */
+    size_t limit = c->srv->limits.max_head + c->srv->limits.max_body + 1;
+    size_t room = LB_READ_CHUNK;
+    if (buffer_pending(&c->in) + room > limit)
+        room = limit > buffer_pending(&c->in) ? limit - buffer_pending(&c->in) : 0;
+    if (room == 0 || buffer_reserve(&c->in, room)) {
+        c->reading_paused = true;
+        event_del(c->readable);
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
         conn_free(c);
+        return;
+    }
+    if (n == 0) {
+        conn_peer_closed(c);
+        return;
+    }
+    c->in.len += (size_t)n;
+    conn_process(c);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -353,26 +591,30 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     lb_http_conn *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!bev) {
+    if (c) {
+        c->readable = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+        c->writable = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        c->resume = event_new(srv->base, -1, 0, on_resume, c);
+    }
+    if (!c || !c->readable || !c->writable || !c->resume) {
+        if (c) {
+            struct event *all[] = {c->readable, c->writable, c->resume};
+            for (size_t i = 0; i < 3; i++)
+                if (all[i])
+                    event_free(all[i]);
+        }
         free(c);
         evutil_closesocket(fd);
         return;
     }
     c->srv = srv;
-    c->bev = bev;
+    c->fd = fd;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
     srv->metrics->connections_open++;
-    struct timeval idle = {srv->limits.idle_timeout_s, 0};
-    bufferevent_set_timeouts(bev, &idle, &idle);
-    /* while a request waits for its answer the connection keeps reading (no
-     * epoll_ctl per request), up to one more full request, then pauses */
-    bufferevent_setwatermark(bev, EV_READ, 0, srv->limits.max_head + srv->limits.max_body);
-    bufferevent_setcb(bev, on_read, on_write, on_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    conn_add_readable(c, srv->limits.idle_timeout_s);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -458,8 +700,8 @@ void lb_http_server_drain(lb_http_server *srv, void (*drained)(void *arg), void 
         lb_http_conn *next = c->next;
         /* a pending or half-received request is answered (with Connection: close);
          * an answer still being written is flushed; anything else goes now */
-        bool busy = c->pending || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-        if (!busy && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        bool busy = c->pending || buffer_pending(&c->in) > 0;
+        if (!busy && buffer_pending(&c->out) > 0)
             c->close_after_write = true;
         else if (!busy)
             conn_free(c); /* may call drained: nothing after this touches c */
