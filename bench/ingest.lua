@@ -28,7 +28,15 @@ function setup(thread)
   thread:set("lead_prefix", string.format("t%d-", #threads))
 end
 
+-- The request head up to the Content-Length value, built once: request()
+-- then makes each request with one concatenation, because wrk.format's
+-- per-call table and string.format work is client CPU taken from the daemon
+-- on the same 2 cores.
+local head
+
 function init(args)
+  head = "POST /webhooks/hotmart HTTP/1.1\r\nHost: " .. wrk.headers["Host"] ..
+         "\r\nContent-Type: application/json\r\nX-HOTMART-HOTTOK: " .. hottok .. "\r\nContent-Length: "
   for i, n in ipairs(names) do
     local body = read(fixtures_dir .. "/" .. n .. ".json")
     -- split around the envelope id so each request gets its own
@@ -43,16 +51,11 @@ function request()
   counter = counter + 1
   local t = templates[counter % #templates + 1]
   local id = id_prefix .. counter
-  local body
   if leads > 0 and t.mid then
-    body = t.pre .. id .. t.mid .. lead_prefix .. (counter % leads) .. "@bench.example" .. t.rest
-  else
-    body = t.pre .. id .. t.post
+    local body = t.pre .. id .. t.mid .. lead_prefix .. (counter % leads) .. "@bench.example" .. t.rest
+    return head .. #body .. "\r\n\r\n" .. body
   end
-  return wrk.format("POST", "/webhooks/hotmart", {
-    ["Content-Type"] = "application/json",
-    ["X-HOTMART-HOTTOK"] = hottok,
-  }, body)
+  return head .. (#t.pre + #id + #t.post) .. "\r\n\r\n" .. t.pre .. id .. t.post
 end
 
 function done(summary, latency, requests)

@@ -45,6 +45,25 @@ struct field_map {
     const char *dst;
 };
 
+/* The parent object of the last path looked up, so rows that share a prefix
+ * ("data.purchase.payment.*", "purchase.*") walk it once, not once per row.
+ * len is SIZE_MAX when nothing is cached. */
+struct prefix_cache {
+    char prefix[JPATH_LEN];
+    size_t len;
+    int rc;            /* of looking the prefix up: 1 found, 0 absent */
+    json_object *node; /* when rc == 1 */
+};
+
+/* One normalization: the delivery, the document being built, and the
+ * lookup caches for both (the delivery never changes; the document only
+ * grows, so a cached parent stays valid until a set creates one). */
+typedef struct nz {
+    json_object *root;
+    json_object *doc;
+    struct prefix_cache src, dst;
+} nz;
+
 struct synonym {
     const char *raw;
     const char *norm;
@@ -197,8 +216,8 @@ static const struct field_map club_fields[] = {
     {K_STR, "data.module.name", "club.module_name"},
 };
 
-static int map_purchase_extra(json_object *root, json_object *doc, lb_error *err);
-static int map_current_plan(json_object *root, json_object *doc, lb_error *err);
+static int map_purchase_extra(nz *z, lb_error *err);
+static int map_current_plan(nz *z, lb_error *err);
 
 struct event_map {
     const char *name;    /* Hotmart's `event` */
@@ -207,7 +226,7 @@ struct event_map {
     const char *lead;    /* object holding the lead */
     const struct field_map *fields;
     size_t n_fields;
-    int (*extra)(json_object *root, json_object *doc, lb_error *err); /* or NULL */
+    int (*extra)(nz *z, lb_error *err); /* or NULL */
 };
 
 #define PURCHASE_EVENT(name, type)                                                          \
@@ -311,44 +330,69 @@ static int convert(const struct field_map *f, json_object *v, json_object **out,
     }
 }
 
-static int map_field(json_object *root, json_object *doc, const struct field_map *f, lb_error *err)
+/* Looks `path` up under `start` through the cache: the prefix (up to the
+ * last '.') is resolved once for consecutive paths that share it. Errors
+ * name the same offending prefix as a walk of the whole path would. An absent
+ * prefix is remembered only where nothing can create it (`immutable`). */
+static int cached_get(struct prefix_cache *c, json_object *start, bool immutable, const char *path,
+                      json_object **out, lb_error *err)
 {
-    if (lb_jget(doc, f->dst) != NULL)
-        return 0; /* an earlier, preferred source filled it */
+    const char *dot = strrchr(path, '.');
+    size_t len = dot ? (size_t)(dot - path) : 0;
+    *out = NULL;
+    if (!dot || len >= sizeof c->prefix)
+        return lb_jget_node(start, path, out, err);
+    if (c->len != len || memcmp(c->prefix, path, len) != 0) {
+        memcpy(c->prefix, path, len);
+        c->prefix[len] = '\0';
+        c->rc = lb_jget_node(start, c->prefix, &c->node, err);
+        c->len = c->rc < 0 || (c->rc == 0 && !immutable) ? SIZE_MAX : len;
+        if (c->rc < 0)
+            return -1;
+    }
+    if (c->rc == 0)
+        return 0;
+    return lb_jget_node_at(c->node, path, len + 1, out, err);
+}
+
+static int map_field(nz *z, const struct field_map *f, lb_error *err)
+{
     json_object *v, *out = NULL;
-    int rc = lb_jget_node(root, f->src, &v, err);
+    if (cached_get(&z->dst, z->doc, false, f->dst, &v, NULL) == 1)
+        return 0; /* an earlier, preferred source filled it */
+    int rc = cached_get(&z->src, z->root, true, f->src, &v, err);
     if (rc <= 0)
         return rc;
     rc = convert(f, v, &out, err);
     if (rc <= 0)
         return rc;
-    if (lb_jset(doc, f->dst, out, err) < 0)
+    if (lb_jset(z->doc, f->dst, out, err) < 0)
         return -1;
     if (f->kind != K_PSTATUS && f->kind != K_SSTATUS)
         return 0;
     char raw[JPATH_LEN];
     snprintf(raw, sizeof raw, "%s_raw", f->dst);
-    return lb_jset(doc, raw, json_object_new_string(json_object_get_string(v)), err);
+    return lb_jset(z->doc, raw, json_object_new_string(json_object_get_string(v)), err);
 }
 
-static int map_fields(json_object *root, json_object *doc, const struct field_map *rows, size_t n,
+static int map_fields(nz *z, const struct field_map *rows, size_t n,
                       lb_error *err)
 {
     for (size_t i = 0; i < n; i++)
-        if (map_field(root, doc, &rows[i], err) < 0)
+        if (map_field(z, &rows[i], err) < 0)
             return -1;
     return 0;
 }
 
 /* Rows whose src is relative to the object at `base`. */
-static int map_under(json_object *root, json_object *doc, const char *base,
+static int map_under(nz *z, const char *base,
                      const struct field_map *rows, size_t n, lb_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         char src[JPATH_LEN];
         snprintf(src, sizeof src, "%s.%s", base, rows[i].src);
         struct field_map f = {rows[i].kind, src, rows[i].dst};
-        if (map_field(root, doc, &f, err) < 0)
+        if (map_field(z, &f, err) < 0)
             return -1;
     }
     return 0;
@@ -371,7 +415,7 @@ static json_object *concat(const char *a, const char *b)
 
 /* subscriber.phone is {dddCell, cell, dddPhone, phone}: the mobile first,
  * the landline if there is no mobile; area code and number joined. */
-static int join_phone(json_object *root, json_object *doc, const char *base, lb_error *err)
+static int join_phone(nz *z, const char *base, lb_error *err)
 {
     static const char *const pairs[][2] = {{"dddCell", "cell"}, {"dddPhone", "phone"}};
     for (size_t i = 0; i < N_ELEMS(pairs); i++) {
@@ -379,55 +423,55 @@ static int join_phone(json_object *root, json_object *doc, const char *base, lb_
         const char *area = "", *num = "";
         snprintf(area_path, sizeof area_path, "%s.%s", base, pairs[i][0]);
         snprintf(num_path, sizeof num_path, "%s.%s", base, pairs[i][1]);
-        if (lb_jget_string(root, area_path, &area, err) < 0 ||
-            lb_jget_string(root, num_path, &num, err) < 0)
+        if (lb_jget_string(z->root, area_path, &area, err) < 0 ||
+            lb_jget_string(z->root, num_path, &num, err) < 0)
             return -1;
         if (*num != '\0')
-            return lb_jset(doc, "lead.phone", concat(area, num), err);
+            return lb_jset(z->doc, "lead.phone", concat(area, num), err);
     }
     return 0;
 }
 
 /* lead.phone, unless checkout_phone gave it: <lead>.phone is a string for
  * the cart buyer and an object for a subscriber. */
-static int map_phone(json_object *root, json_object *doc, const char *base, lb_error *err)
+static int map_phone(nz *z, const char *base, lb_error *err)
 {
     char path[JPATH_LEN];
     json_object *v;
-    if (lb_jget(doc, "lead.phone") != NULL)
+    if (lb_jget(z->doc, "lead.phone") != NULL)
         return 0;
     snprintf(path, sizeof path, "%s.phone", base);
-    int rc = lb_jget_node(root, path, &v, err);
+    int rc = lb_jget_node(z->root, path, &v, err);
     if (rc <= 0)
         return rc;
     if (json_object_is_type(v, json_type_object))
-        return join_phone(root, doc, path, err);
+        return join_phone(z, path, err);
     struct field_map f = {K_STR, path, "lead.phone"};
-    return map_field(root, doc, &f, err);
+    return map_field(z, &f, err);
 }
 
 /* The lead: its e-mail is the key everything downstream hangs on. */
-static int map_lead(json_object *root, json_object *doc, const char *base, lb_error *err)
+static int map_lead(nz *z, const char *base, lb_error *err)
 {
     char path[JPATH_LEN], email[LB_EMAIL_MAX + 1];
     snprintf(path, sizeof path, "%s.email", base);
-    int rc = lb_jget_email(root, path, email, sizeof email, err);
+    int rc = lb_jget_email(z->root, path, email, sizeof email, err);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return lb_fail(err, path, "is required");
-    if (lb_jset(doc, "lead.email", json_object_new_string(email), err) < 0 ||
-        map_under(root, doc, base, lead_fields, N_ELEMS(lead_fields), err) < 0)
+    if (lb_jset(z->doc, "lead.email", json_object_new_string(email), err) < 0 ||
+        map_under(z, base, lead_fields, N_ELEMS(lead_fields), err) < 0)
         return -1;
-    return map_phone(root, doc, base, err);
+    return map_phone(z, base, err);
 }
 
 /* purchase.affiliate: whether data.affiliates[] names an affiliate. Hotmart
  * often sends one element with empty strings when there is none. */
-static int map_affiliates(json_object *root, json_object *doc, lb_error *err)
+static int map_affiliates(nz *z, lb_error *err)
 {
     json_object *list;
-    int rc = lb_jget_node(root, "data.affiliates", &list, err);
+    int rc = lb_jget_node(z->root, "data.affiliates", &list, err);
     if (rc <= 0)
         return rc;
     if (!json_object_is_type(list, json_type_array))
@@ -438,34 +482,34 @@ static int map_affiliates(json_object *root, json_object *doc, lb_error *err)
         char path[JPATH_LEN];
         const char *c = NULL;
         snprintf(path, sizeof path, "data.affiliates[%zu].affiliate_code", i);
-        if (lb_jget_string(root, path, &c, err) < 0)
+        if (lb_jget_string(z->root, path, &c, err) < 0)
             return -1;
         if (c != NULL && *c != '\0')
             code = c;
     }
-    if (code != NULL && lb_jset(doc, "purchase.affiliate_code", json_object_new_string(code), err) < 0)
+    if (code != NULL && lb_jset(z->doc, "purchase.affiliate_code", json_object_new_string(code), err) < 0)
         return -1;
-    return lb_jset(doc, "purchase.affiliate", json_object_new_boolean(code != NULL), err);
+    return lb_jset(z->doc, "purchase.affiliate", json_object_new_boolean(code != NULL), err);
 }
 
 /* Rules about a subscription look under subscription.*, whatever the
  * event; a purchase's next charge belongs there too when it is one. */
-static int map_purchase_extra(json_object *root, json_object *doc, lb_error *err)
+static int map_purchase_extra(nz *z, lb_error *err)
 {
-    json_object *next = lb_jget(doc, "purchase.next_charge_at");
-    if (map_affiliates(root, doc, err) < 0)
+    json_object *next = lb_jget(z->doc, "purchase.next_charge_at");
+    if (map_affiliates(z, err) < 0)
         return -1;
-    if (next == NULL || lb_jget(doc, "subscription") == NULL)
+    if (next == NULL || lb_jget(z->doc, "subscription") == NULL)
         return 0;
-    return lb_jset(doc, "subscription.next_charge_at",
+    return lb_jset(z->doc, "subscription.next_charge_at",
                    json_object_new_int64(json_object_get_int64(next)), err);
 }
 
 /* SWITCH_PLAN lists the old and the new plan; current = true marks the new. */
-static int map_current_plan(json_object *root, json_object *doc, lb_error *err)
+static int map_current_plan(nz *z, lb_error *err)
 {
     json_object *plans;
-    int rc = lb_jget_node(root, "data.plans", &plans, err);
+    int rc = lb_jget_node(z->root, "data.plans", &plans, err);
     if (rc <= 0)
         return rc;
     if (!json_object_is_type(plans, json_type_array))
@@ -476,10 +520,10 @@ static int map_current_plan(json_object *root, json_object *doc, lb_error *err)
         bool current = false;
         snprintf(base, sizeof base, "data.plans[%zu]", i);
         snprintf(path, sizeof path, "%s.current", base);
-        if (lb_jget_bool(root, path, &current, err) < 0)
+        if (lb_jget_bool(z->root, path, &current, err) < 0)
             return -1;
         if (current)
-            return map_under(root, doc, base, plan_fields, N_ELEMS(plan_fields), err);
+            return map_under(z, base, plan_fields, N_ELEMS(plan_fields), err);
     }
     return 0;
 }
@@ -510,64 +554,64 @@ static const struct event_map *find_event(const char *name)
 
 /* id, event and the creation date; the latter is camelCase in
  * CLUB_FIRST_ACCESS deliveries (spec 5.1). */
-static int map_envelope(json_object *root, json_object *doc, const char **event, lb_error *err)
+static int map_envelope(nz *z, const char **event, lb_error *err)
 {
     static const char *const date_keys[] = {"creation_date", "creationDate"};
     char id[LB_ID_MAX];
     const char *name = NULL;
-    int rc = lb_jget_id(root, "id", id, sizeof id, err);
+    int rc = lb_jget_id(z->root, "id", id, sizeof id, err);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return lb_fail(err, "id", "is required");
-    if ((rc = lb_jget_string(root, "event", &name, err)) < 0)
+    if ((rc = lb_jget_string(z->root, "event", &name, err)) < 0)
         return -1;
     if (rc == 0 || *name == '\0')
         return lb_fail(err, "event", "is required");
-    if (lb_jset(doc, "id", json_object_new_string(id), err) < 0 ||
-        lb_jset(doc, "source", json_object_new_string("hotmart"), err) < 0 ||
-        lb_jset(doc, "source_type", json_object_new_string(name), err) < 0)
+    if (lb_jset(z->doc, "id", json_object_new_string(id), err) < 0 ||
+        lb_jset(z->doc, "source", json_object_new_string("hotmart"), err) < 0 ||
+        lb_jset(z->doc, "source_type", json_object_new_string(name), err) < 0)
         return -1;
     *event = name;
     for (size_t i = 0; i < N_ELEMS(date_keys); i++) {
         int64_t ms;
-        if ((rc = lb_jget_time(root, date_keys[i], &ms, err)) < 0)
+        if ((rc = lb_jget_time(z->root, date_keys[i], &ms, err)) < 0)
             return -1;
         if (rc == 1)
-            return lb_jset(doc, "occurred_at", json_object_new_int64(ms), err);
+            return lb_jset(z->doc, "occurred_at", json_object_new_int64(ms), err);
     }
     return 0; /* no date: occurred_at is omitted, never invented */
 }
 
-static int map_data(json_object *root, json_object *doc, const struct event_map *m, lb_error *err)
+static int map_data(nz *z, const struct event_map *m, lb_error *err)
 {
-    json_object *data = lb_jget(root, "data");
+    json_object *data = lb_jget(z->root, "data");
     if (!json_object_is_type(data, json_type_object))
         return lb_fail(err, "data", "must be an object");
-    if (map_under(root, doc, m->product, product_fields, N_ELEMS(product_fields), err) < 0 ||
-        map_lead(root, doc, m->lead, err) < 0 ||
-        map_fields(root, doc, country_fields, N_ELEMS(country_fields), err) < 0 ||
-        map_fields(root, doc, m->fields, m->n_fields, err) < 0 ||
-        (m->extra != NULL && m->extra(root, doc, err) < 0))
+    if (map_under(z, m->product, product_fields, N_ELEMS(product_fields), err) < 0 ||
+        map_lead(z, m->lead, err) < 0 ||
+        map_fields(z, country_fields, N_ELEMS(country_fields), err) < 0 ||
+        map_fields(z, m->fields, m->n_fields, err) < 0 ||
+        (m->extra != NULL && m->extra(z, err) < 0))
         return -1;
     return 0;
 }
 
-static int build(json_object *root, json_object *doc, const struct event_map **mapped, lb_error *err)
+static int build(nz *z, const struct event_map **mapped, lb_error *err)
 {
     const char *name = NULL;
-    if (map_envelope(root, doc, &name, err) < 0)
+    if (map_envelope(z, &name, err) < 0)
         return -1;
     const struct event_map *m = find_event(name);
     *mapped = m;
-    if (lb_jset(doc, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
-        lb_jset(doc, "ignored", json_object_new_boolean(m == NULL), err) < 0)
+    if (lb_jset(z->doc, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
+        lb_jset(z->doc, "ignored", json_object_new_boolean(m == NULL), err) < 0)
         return -1;
     /* Unknown events (ORDER_FULFILLMENT, misspellings): their data has no
      * known shape, so nothing in it is read or can fail (spec 8.10). */
-    if (m != NULL && map_data(root, doc, m, err) < 0)
+    if (m != NULL && map_data(z, m, err) < 0)
         return -1;
-    return lb_jset(doc, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(doc)), err);
+    return lb_jset(z->doc, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(z->doc)), err);
 }
 
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
@@ -579,7 +623,8 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     json_object *doc = json_object_new_object();
     if (doc == NULL)
         return lb_fail(err, "", "out of memory");
-    if (build(root, doc, &m, err) < 0) {
+    nz z = {.root = root, .doc = doc, .src = {.len = SIZE_MAX}, .dst = {.len = SIZE_MAX}};
+    if (build(&z, &m, err) < 0) {
         json_object_put(doc);
         return -1;
     }

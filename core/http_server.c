@@ -33,6 +33,11 @@
 #define LB_LINGER_SECONDS 2
 #define LB_LINGER_MAX_BYTES (1024 * 1024)
 #define LB_READ_CHUNK (16 * 1024) /* room kept free in the input buffer for one read */
+/* Answered requests kept for reuse: a request is a few KiB (the parsed head
+ * and a copy of the bytes), and allocating that much per request makes glibc
+ * consolidate its small-chunk bins every time. */
+#define LB_REQUEST_POOL_MAX 256
+#define LB_REQUEST_POOL_DATA_MAX (64 * 1024)
 
 typedef struct lb_http_conn lb_http_conn;
 
@@ -44,6 +49,10 @@ struct lb_http_server {
     size_t n_routes;
     lb_metrics *metrics;
     lb_http_conn *conns;
+    lb_http_request *pool; /* answered requests, linked by next_free */
+    size_t pool_n;
+    size_t live_requests; /* taken, not yet answered */
+    bool freed;           /* lb_http_server_free ran while requests were live */
     bool draining;
     void (*drained)(void *arg);
     void *drained_arg;
@@ -72,10 +81,13 @@ struct lb_http_conn {
 };
 
 struct lb_http_request {
+    lb_http_server *srv;
     lb_http_conn *conn; /* NULL once the client has gone away */
     lb_http_head head;
     char *data;         /* head bytes, body bytes, NUL */
+    size_t data_cap;
     size_t head_len, body_len;
+    lb_http_request *next_free;
     const char *route;  /* metrics label */
     bool keep_alive;
 };
@@ -279,6 +291,56 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
 }
 
+/* ---- request objects ------------------------------------------------------ */
+
+static void server_release(lb_http_server *srv);
+
+/* A request with room for `size` bytes of data, from the pool if it can. */
+static lb_http_request *request_new(lb_http_conn *c, size_t size)
+{
+    lb_http_server *srv = c->srv;
+    lb_http_request *req = srv->pool;
+    if (req) {
+        srv->pool = req->next_free;
+        srv->pool_n--;
+    } else if (!(req = calloc(1, sizeof *req))) {
+        return NULL;
+    }
+    if (req->data_cap < size) {
+        char *data = realloc(req->data, size);
+        if (!data) {
+            free(req->data);
+            free(req);
+            return NULL;
+        }
+        req->data = data;
+        req->data_cap = size;
+    }
+    req->srv = srv;
+    req->conn = c;
+    req->route = "other";
+    req->head_len = req->body_len = 0;
+    req->next_free = NULL;
+    srv->live_requests++;
+    return req;
+}
+
+static void request_release(lb_http_request *req)
+{
+    lb_http_server *srv = req->srv;
+    srv->live_requests--;
+    if (srv->freed || srv->pool_n >= LB_REQUEST_POOL_MAX || req->data_cap > LB_REQUEST_POOL_DATA_MAX) {
+        free(req->data);
+        free(req);
+    } else {
+        req->next_free = srv->pool;
+        srv->pool = req;
+        srv->pool_n++;
+    }
+    if (srv->freed && srv->live_requests == 0)
+        server_release(srv);
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 static int format_head(char *buf, size_t cap, int status, const char *content_type, size_t body_len, bool close,
@@ -335,8 +397,7 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
         if (more)
             event_active(c->resume, EV_TIMEOUT, 1);
     }
-    free(req->data);
-    free(req);
+    request_release(req);
 }
 
 static void json_escape_into(struct evbuffer *out, const char *s)
@@ -383,15 +444,6 @@ const char *lb_http_request_header(const lb_http_request *req, const char *name,
     return lb_http_head_get(&req->head, name, len);
 }
 
-static lb_http_request *request_new(lb_http_conn *c)
-{
-    lb_http_request *req = calloc(1, sizeof *req);
-    if (!req)
-        return NULL;
-    req->conn = c;
-    req->route = "other";
-    return req;
-}
 
 /* The parsed head points into the input buffer; make it point at the same
  * bytes in the request's own copy. */
@@ -411,11 +463,12 @@ static void head_rebase(lb_http_head *h, const char *from, char *to)
  * closes: after a framing error the byte stream cannot be trusted. */
 static void conn_refuse(lb_http_conn *c, int status, const char *code, const char *message)
 {
-    lb_http_request *req = request_new(c);
+    lb_http_request *req = request_new(c, 1);
     if (!req) {
         conn_free(c);
         return;
     }
+    req->data[0] = '\0';
     c->close_after_write = true;
     c->pending = req;
     lb_http_reply_error(req, status, code, message, NULL, NULL);
@@ -477,18 +530,16 @@ static int conn_take_request(lb_http_conn *c)
     size_t total = (size_t)head_len + body_len;
     if (avail < total)
         return 0;
-    lb_http_request *req = request_new(c);
-    char *data = req ? malloc(total + 1) : NULL;
-    if (!data) {
-        free(req);
+    lb_http_request *req = request_new(c, total + 1);
+    if (!req) {
         conn_refuse(c, 503, "out_of_memory", "server is out of memory");
         return -1;
     }
+    char *data = req->data;
     memcpy(data, p, total);
     data[total] = '\0';
     head_rebase(&head, p, data);
     buffer_consume(&c->in, total);
-    req->data = data;
     req->head = head;
     req->head_len = (size_t)head_len;
     req->body_len = body_len;
@@ -710,6 +761,18 @@ void lb_http_server_drain(lb_http_server *srv, void (*drained)(void *arg), void 
     server_check_drained(srv);
 }
 
+static void server_release(lb_http_server *srv)
+{
+    while (srv->pool) {
+        lb_http_request *next = srv->pool->next_free;
+        free(srv->pool->data);
+        free(srv->pool);
+        srv->pool = next;
+    }
+    free(srv->routes);
+    free(srv);
+}
+
 void lb_http_server_free(lb_http_server *srv)
 {
     if (!srv)
@@ -719,6 +782,10 @@ void lb_http_server_free(lb_http_server *srv)
         conn_free(srv->conns);
     if (srv->listener)
         evconnlistener_free(srv->listener);
-    free(srv->routes);
-    free(srv);
+    srv->listener = NULL;
+    /* a request whose client went away may still be in a handler's hands;
+     * the server's memory goes with the last of them */
+    srv->freed = true;
+    if (srv->live_requests == 0)
+        server_release(srv);
 }

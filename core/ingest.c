@@ -31,6 +31,7 @@ typedef struct parked {
     char account[LB_ACCOUNT_ID_MAX + 1]; /* a copy: a reload may free the config meanwhile */
     const char *content_type;
     const char *normalized;              /* event.doc as text, made on the loop thread */
+    size_t normalized_len;
     lb_store_put_result result;
     lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
     lb_club_activity club;               /* Club activity the event changed (owned copies); account NULL if none */
@@ -106,11 +107,12 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         /* an event the server made itself (the Club scan) has no request: its document is its raw form */
         const char *raw = p->req ? lb_http_request_body(p->req, &raw_len) : p->normalized;
         if (!p->req)
-            raw_len = strlen(raw);
+            raw_len = p->normalized_len;
         lb_store_event in = {
             .account = p->account,
             .event = &p->event,
             .normalized_json = p->normalized,
+            .normalized_len = p->normalized_len,
             .raw_body = raw,
             .raw_len = raw_len,
             .raw_content_type = p->content_type,
@@ -200,7 +202,8 @@ static void submit_open_batch(lb_ingest *ing)
         return;
     ing->open = NULL;
     for (size_t i = 0; i < b->n; i++) /* json-c caches the text in the doc: do it here, not on the writer */
-        b->items[i].normalized = json_object_to_json_string_ext(b->items[i].event.doc, JSON_C_TO_STRING_PLAIN);
+        b->items[i].normalized = json_object_to_json_string_length(b->items[i].event.doc, JSON_C_TO_STRING_PLAIN,
+                                                                   &b->items[i].normalized_len);
     b->task.run = batch_write;
     b->task.done = batch_done;
     b->task.arg = b;

@@ -75,8 +75,12 @@ static int step(json_object *cur, const char *path, size_t off, const struct seg
 
 int lb_jget_node(json_object *root, const char *path, json_object **out, lb_error *err)
 {
-    json_object *cur = root;
-    size_t off = 0;
+    return lb_jget_node_at(root, path, 0, out, err);
+}
+
+int lb_jget_node_at(json_object *start, const char *path, size_t off, json_object **out, lb_error *err)
+{
+    json_object *cur = start;
     *out = NULL;
     while (path[off] != '\0') {
         struct segment seg;

@@ -31,6 +31,10 @@
  * lb_jget_node is strict about intermediates, per the convention above. */
 json_object *lb_jget(json_object *root, const char *path);
 int lb_jget_node(json_object *root, const char *path, json_object **out, lb_error *err);
+/* The same walk, from `start`, which the caller found at the segments of
+ * path before offset `off` (which starts a segment); errors name the path as
+ * a walk from the root would. */
+int lb_jget_node_at(json_object *start, const char *path, size_t off, json_object **out, lb_error *err);
 /* The string at path, or NULL if absent or not a string. */
 const char *lb_jstr(json_object *root, const char *path);
 

@@ -21,6 +21,7 @@ typedef struct lb_store_event {
     const char *account;
     const lb_event *event;
     const char *normalized_json; /* the event document as text */
+    size_t normalized_len;
     const char *raw_body;        /* the delivery as received */
     size_t raw_len;
     const char *raw_content_type;

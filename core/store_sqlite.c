@@ -216,7 +216,10 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    /* one write per run of pages instead of two per WAL frame; safe only when
+     * every commit is synced (store_sqlite_vfs.c) */
+    const char *vfs = opts->sync_full ? lb_sqlite_coalescing_vfs() : NULL;
+    if (sqlite3_open_v2(path, &s->db, flags, vfs) != SQLITE_OK) {
         lb_fail(err, "database", "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite_close(s);
         return NULL;
@@ -307,7 +310,7 @@ static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_r
     sqlite3_bind_int64(st, 9, in->received_at_ms);
     sqlite3_bind_text(st, 10, ev->ignored ? "ignored" : "accepted", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 11, ev->test);
-    sqlite3_bind_text(st, 12, in->normalized_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, in->normalized_json, (int)in->normalized_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 13, in->raw_content_type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 14, in->raw_body, (int)in->raw_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);

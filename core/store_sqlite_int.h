@@ -36,6 +36,10 @@ void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 /* The cached statement for a slot, prepared from sql the first time; NULL on error. */
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err);
 
+/* store_sqlite_vfs.c: the name of the write-coalescing VFS (for
+ * synchronous=FULL only), or NULL if it cannot be registered. */
+const char *lb_sqlite_coalescing_vfs(void);
+
 /* store_sqlite_jobs.c */
 int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err);
 int lb_sqlite_record_outcome(void *impl, const lb_job_outcome *o, lb_error *err);
