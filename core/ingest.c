@@ -50,6 +50,7 @@ struct lb_ingest {
     lb_metrics *metrics;
     const lb_config *cfg;
     struct event *commit_ev;
+    json_tokener *tok; /* reused: a new one per body costs a 2 KiB allocation */
     batch *open; /* collecting this turn's requests */
     lb_seg_engine *engine;   /* may be NULL: events are stored, nothing is queued */
     lb_dispatcher *dispatcher;
@@ -325,24 +326,24 @@ static void reply_unauthorized(lb_ingest *ing, lb_http_request *req, const char 
 }
 
 /* Parses the whole body as one JSON object, or answers 400 and returns NULL. */
-static json_object *parse_json_object(lb_http_request *req)
+static json_object *parse_json_object(lb_ingest *ing, lb_http_request *req)
 {
     size_t len;
     const char *body = lb_http_request_body(req, &len);
-    json_tokener *tok = json_tokener_new_ex(64);
-    json_object *root = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
-    bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
-                    json_tokener_get_parse_end(tok) == len;
-    char msg[160];
-    snprintf(msg, sizeof msg, "body is not valid JSON: %s",
-             tok ? json_tokener_error_desc(json_tokener_get_error(tok)) : "out of memory");
-    json_tokener_free(tok);
+    json_tokener *tok = ing->tok;
+    json_tokener_reset(tok);
+    json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    bool complete = jerr == json_tokener_success && json_tokener_get_parse_end(tok) == len;
     if (root && complete && json_object_is_type(root, json_type_object))
         return root;
+    char msg[160];
     if (root && complete)
         snprintf(msg, sizeof msg, "body must be a JSON object");
     else if (root)
         snprintf(msg, sizeof msg, "body is not valid JSON: trailing data after the object");
+    else
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s", json_tokener_error_desc(jerr));
     json_object_put(root);
     lb_http_reply_error(req, 400, "malformed_json", msg, NULL, NULL);
     return NULL;
@@ -384,7 +385,7 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
         reply_unauthorized(ing, req, "/webhooks/hotmart", "wrong hottok");
         return;
     }
-    json_object *root = parse_json_object(req);
+    json_object *root = parse_json_object(ing, req);
     if (!root)
         return;
     if (!acct) {
@@ -462,7 +463,7 @@ void lb_ingest_events(lb_http_request *req, void *ctx)
         lb_http_reply_error(req, 415, "unsupported_media_type", "send application/json", NULL, NULL);
         return;
     }
-    json_object *root = parse_json_object(req);
+    json_object *root = parse_json_object(ing, req);
     if (!root)
         return;
     normalize_and_park(ing, req, root, acct, lb_canonical_normalize);
@@ -480,7 +481,12 @@ lb_ingest *lb_ingest_new(struct event_base *base, lb_store_writer *writer, lb_me
     ing->metrics = metrics;
     ing->cfg = cfg;
     ing->commit_ev = event_new(base, -1, 0, on_commit, ing);
-    if (!ing->commit_ev) {
+    ing->tok = json_tokener_new_ex(64);
+    if (!ing->commit_ev || !ing->tok) {
+        if (ing->commit_ev)
+            event_free(ing->commit_ev);
+        if (ing->tok)
+            json_tokener_free(ing->tok);
         free(ing);
         return NULL;
     }
@@ -563,6 +569,7 @@ void lb_ingest_free(lb_ingest *ing)
         event_free(ing->scan_ev);
     lb_ingest_flush(ing);
     event_free(ing->commit_ev);
+    json_tokener_free(ing->tok);
     lb_club_state_free(ing->club);
     free(ing);
 }
