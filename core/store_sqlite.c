@@ -110,6 +110,9 @@ static const char *const migrations[] = {
     "  max_progress REAL NOT NULL DEFAULT -1,"
     "  PRIMARY KEY (account, product_id, lead_email)"
     ");",
+    /* 4: no query reads events by product and type; the index cost every
+     * stored event a b-tree insert and its pages in each commit */
+    "DROP INDEX IF EXISTS events_by_product;",
 };
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
@@ -197,6 +200,7 @@ static void sqlite_close(void *impl)
     sqlite_store *s = impl;
     if (!s)
         return;
+    lb_sqlite_checkpointer_stop(s->checkpointer, s->db);
     sqlite3_stmt *all[] = {s->begin, s->commit, s->rollback, s->insert_event, s->find_event};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]);
@@ -228,7 +232,8 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
     /* A 64 MiB page cache keeps the unique-key index hot. */
     const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
     if (exec_sql(s->db, pragmas, err) ||
-        exec_sql(s->db, opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err) || migrate(s->db, err) || prepare_all(s, err)) {
+        exec_sql(s->db, opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err) || migrate(s->db, err) || prepare_all(s, err) ||
+        (opts->checkpoint_thread && !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, err)))) {
         sqlite_close(s);
         return NULL;
     }
