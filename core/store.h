@@ -36,6 +36,7 @@ typedef struct lb_store_put_result {
 typedef struct lb_store_options {
     bool sync_full;      /* synchronous=FULL (else NORMAL) */
     int busy_timeout_ms; /* how long a write waits for another writer's lock */
+    bool checkpoint_thread; /* WAL checkpoints on a thread of their own, not inside commits (the daemon) */
 } lb_store_options;
 
 /* Receives one stored job; the visitor takes ownership (lb_job_free). */

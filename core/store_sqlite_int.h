@@ -23,8 +23,11 @@ enum lb_sqlite_cached {
     LB_SQLITE_CACHED_MAX
 };
 
+typedef struct lb_sqlite_checkpointer lb_sqlite_checkpointer;
+
 typedef struct sqlite_store {
     sqlite3 *db;
+    lb_sqlite_checkpointer *checkpointer; /* NULL: SQLite's automatic checkpoints */
     sqlite3_stmt *begin, *commit, *rollback, *insert_event, *find_event;
     sqlite3_stmt *cached[LB_SQLITE_CACHED_MAX];
     bool in_tx;
@@ -39,6 +42,12 @@ sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, cons
 /* store_sqlite_vfs.c: the name of the write-coalescing VFS (for
  * synchronous=FULL only), or NULL if it cannot be registered. */
 const char *lb_sqlite_coalescing_vfs(void);
+
+/* store_sqlite_checkpoint.c: checkpoints of writer_db's WAL on a thread with
+ * its own connection to path; stop it before closing writer_db. */
+lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
+                                                     lb_error *err);
+void lb_sqlite_checkpointer_stop(lb_sqlite_checkpointer *c, sqlite3 *writer_db);
 
 /* store_sqlite_jobs.c */
 int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err);

@@ -1,8 +1,8 @@
 /* test_store.c: what the SQLite store writes is what a stock SQLite reads
  * back, byte for byte, through the write-coalescing VFS
  * (store_sqlite_vfs.c): transactions larger than one write call of the unix
- * VFS and than the shim's buffer, WAL checkpoints in between, a reopen, and
- * the dedupe index afterwards. */
+ * VFS and than the shim's buffer, WAL checkpoints in between (SQLite's own,
+ * and the checkpoint thread's), a reopen, and the dedupe index afterwards. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +91,13 @@ static void check_with_stock_sqlite(int expected)
     ck_assert_int_eq(n, expected);
 }
 
+/* _i: 0 with SQLite's automatic checkpoints, 1 with the checkpoint thread */
 START_TEST(large_transactions_and_checkpoints_read_back_exactly)
 {
     make_dir();
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .checkpoint_thread = _i == 1};
     ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
     /* 2,500 events of 3 KB: one transaction of about 8 MB (past the shim's
      * 4 MiB run and the unix VFS's 128 KiB write), then small ones past the
@@ -145,7 +146,7 @@ int main(void)
     Suite *suite = suite_create("store");
     TCase *tc = tcase_create("sqlite");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, large_transactions_and_checkpoints_read_back_exactly);
+    tcase_add_loop_test(tc, large_transactions_and_checkpoints_read_back_exactly, 0, 2);
     tcase_add_test(tc, reopened_store_still_knows_its_events);
     suite_add_tcase(suite, tc);
     return lb_run_suite_tap(suite);

@@ -1,0 +1,116 @@
+/* store_sqlite_checkpoint.c: WAL checkpoints on their own thread.
+ *
+ * SQLite's automatic checkpoint runs inside the COMMIT that crosses the
+ * threshold: that commit copies a thousand pages into the database and
+ * fsyncs it before it returns, and every request of its batch waits. Here
+ * the writer's WAL hook only wakes a thread with its own connection, which
+ * copies pages (PASSIVE: it never blocks the writer) while the writer goes
+ * on committing.
+ *
+ * The thread alone cannot rewind the WAL: SQLite starts it again from the
+ * top only when a write transaction begins with every frame copied, which a
+ * busy writer rarely sees while another thread copies. So once the WAL is
+ * four times the threshold long, the writer runs a passive checkpoint itself
+ * after its commit; the thread has copied nearly everything by then, so it
+ * costs little, and the next transaction rewinds the WAL. If the thread is
+ * copying at that moment the writer's attempt returns at once (SQLITE_BUSY)
+ * and the next commit tries again: the writer never waits for it. */
+#include "store_sqlite_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define LB_CHECKPOINT_PAGES 1000 /* SQLite's own default threshold */
+#define LB_WAL_REWIND_PAGES 4000 /* about 16 MiB of WAL with 4 KiB pages */
+
+struct lb_sqlite_checkpointer {
+    sqlite3 *db; /* the thread's own connection */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool requested, stopping;
+};
+
+static void *checkpointer_main(void *arg)
+{
+    lb_sqlite_checkpointer *c = arg;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->requested && !c->stopping)
+            pthread_cond_wait(&c->wake, &c->lock);
+        if (c->stopping)
+            break;
+        c->requested = false;
+        pthread_mutex_unlock(&c->lock);
+        int wal_pages = 0, copied = 0;
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* The writer's WAL hook, after each commit. */
+static int on_wal_commit(void *arg, sqlite3 *writer_db, const char *name, int wal_pages)
+{
+    lb_sqlite_checkpointer *c = arg;
+    if (wal_pages >= LB_WAL_REWIND_PAGES) {
+        int log = 0, copied = 0;
+        sqlite3_wal_checkpoint_v2(writer_db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        return SQLITE_OK;
+    }
+    if (wal_pages >= LB_CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&c->lock);
+        c->requested = true;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->lock);
+    }
+    return SQLITE_OK;
+}
+
+lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
+                                                     lb_error *err)
+{
+    lb_sqlite_checkpointer *c = calloc(1, sizeof *c);
+    if (!c) {
+        lb_fail(err, "database", "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &c->db, flags, vfs) != SQLITE_OK) {
+        lb_sqlite_fail(err, c->db, "opening the checkpoint connection");
+        sqlite3_close_v2(c->db);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
+        lb_fail(err, "database", "cannot start the checkpoint thread");
+        sqlite3_close_v2(c->db);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->wake);
+        free(c);
+        return NULL;
+    }
+    sqlite3_wal_hook(writer_db, on_wal_commit, c); /* replaces the automatic checkpoint */
+    return c;
+}
+
+/* Before the writer's connection closes, so that the last one out (the
+ * writer) checkpoints everything and removes the WAL. */
+void lb_sqlite_checkpointer_stop(lb_sqlite_checkpointer *c, sqlite3 *writer_db)
+{
+    if (!c)
+        return;
+    sqlite3_wal_hook(writer_db, NULL, NULL);
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    sqlite3_close_v2(c->db);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->wake);
+    free(c);
+}
