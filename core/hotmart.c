@@ -355,6 +355,25 @@ static int cached_get(struct prefix_cache *c, json_object *start, bool immutable
     return lb_jget_node_at(c->node, path, len + 1, out, err);
 }
 
+/* Sets doc[dst] = out. When the lookup just before found dst's parent, the
+ * value goes straight in under its last segment, a constant key (the rows'
+ * paths are string literals) known to be new: no key copy, no lookup. */
+static int store_leaf(nz *z, const char *dst, json_object *out, lb_error *err)
+{
+    const char *leaf = strrchr(dst, '.');
+    bool parent_known = leaf && z->dst.len == (size_t)(leaf - dst) && z->dst.rc == 1 &&
+                        memcmp(z->dst.prefix, dst, z->dst.len) == 0 &&
+                        json_object_is_type(z->dst.node, json_type_object);
+    if (!parent_known || out == NULL)
+        return lb_jset(z->doc, dst, out, err);
+    if (json_object_object_add_ex(z->dst.node, leaf + 1, out,
+                                  JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) != 0) {
+        json_object_put(out);
+        return lb_fail(err, dst, "cannot be stored");
+    }
+    return 0;
+}
+
 static int map_field(nz *z, const struct field_map *f, lb_error *err)
 {
     json_object *v, *out = NULL;
@@ -366,7 +385,7 @@ static int map_field(nz *z, const struct field_map *f, lb_error *err)
     rc = convert(f, v, &out, err);
     if (rc <= 0)
         return rc;
-    if (lb_jset(z->doc, f->dst, out, err) < 0)
+    if (store_leaf(z, f->dst, out, err) < 0)
         return -1;
     if (f->kind != K_PSTATUS && f->kind != K_SSTATUS)
         return 0;
