@@ -233,7 +233,7 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
     const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
     if (exec_sql(s->db, pragmas, err) ||
         exec_sql(s->db, opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err) || migrate(s->db, err) || prepare_all(s, err) ||
-        (opts->checkpoint_thread && !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, err)))) {
+        (opts->checkpoint_thread && !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, opts->sync_full, err)))) {
         sqlite_close(s);
         return NULL;
     }

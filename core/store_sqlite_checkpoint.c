@@ -34,6 +34,7 @@ struct lb_sqlite_checkpointer {
 static void *checkpointer_main(void *arg)
 {
     lb_sqlite_checkpointer *c = arg;
+    pthread_setname_np(pthread_self(), "lb-checkpoint");
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (!c->requested && !c->stopping)
@@ -69,7 +70,7 @@ static int on_wal_commit(void *arg, sqlite3 *writer_db, const char *name, int wa
 }
 
 lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
-                                                     lb_error *err)
+                                                     bool sync_full, lb_error *err)
 {
     lb_sqlite_checkpointer *c = calloc(1, sizeof *c);
     if (!c) {
@@ -77,7 +78,14 @@ lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const c
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &c->db, flags, vfs) != SQLITE_OK) {
+    /* A connection that has read nothing has not opened the WAL yet, and
+     * its checkpoints silently do nothing: read the schema once. The sync
+     * level decides whether a checkpoint syncs the database before it
+     * publishes what it copied: the writer's. */
+    const char *setup = sync_full ? "PRAGMA synchronous=FULL; SELECT count(*) FROM sqlite_master;"
+                                  : "PRAGMA synchronous=NORMAL; SELECT count(*) FROM sqlite_master;";
+    if (sqlite3_open_v2(path, &c->db, flags, vfs) != SQLITE_OK ||
+        sqlite3_exec(c->db, setup, NULL, NULL, NULL) != SQLITE_OK) {
         lb_sqlite_fail(err, c->db, "opening the checkpoint connection");
         sqlite3_close_v2(c->db);
         free(c);

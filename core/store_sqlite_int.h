@@ -46,7 +46,7 @@ const char *lb_sqlite_coalescing_vfs(void);
 /* store_sqlite_checkpoint.c: checkpoints of writer_db's WAL on a thread with
  * its own connection to path; stop it before closing writer_db. */
 lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
-                                                     lb_error *err);
+                                                     bool sync_full, lb_error *err);
 void lb_sqlite_checkpointer_stop(lb_sqlite_checkpointer *c, sqlite3 *writer_db);
 
 /* store_sqlite_jobs.c */

@@ -61,6 +61,7 @@ static void run_transaction(lb_store_writer *w, lb_write_task *list)
 static void *writer_main(void *arg)
 {
     lb_store_writer *w = arg;
+    pthread_setname_np(pthread_self(), "lb-writer"); /* for top -H, perf and bench/ingest */
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->queue_head && !w->stopping)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -112,6 +113,34 @@ START_TEST(large_transactions_and_checkpoints_read_back_exactly)
 }
 END_TEST
 
+/* Below the writer's own rewind threshold (4,000 pages) only the thread can
+ * copy pages into the database file: its size shows the thread works. */
+START_TEST(checkpoint_thread_copies_the_wal_into_the_database)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .checkpoint_thread = true};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(db_path, &st), 0);
+    off_t empty = st.st_size;
+    for (int i = 0; i < 30; i++) /* about 2,400 pages of WAL */
+        put_events(&s, i * 50, 50);
+    bool copied = false;
+    for (int i = 0; i < 200 && !copied; i++) { /* up to 10 s */
+        ck_assert_int_eq(stat(db_path, &st), 0);
+        copied = st.st_size > empty + 1500 * BODY_LEN;
+        if (!copied)
+            usleep(50 * 1000);
+    }
+    ck_assert_msg(copied, "the database file stayed at %lld bytes", (long long)st.st_size);
+    check_with_stock_sqlite(1500);
+    lb_store_close(&s);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(reopened_store_still_knows_its_events)
 {
     make_dir();
@@ -147,6 +176,7 @@ int main(void)
     TCase *tc = tcase_create("sqlite");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, large_transactions_and_checkpoints_read_back_exactly, 0, 2);
+    tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
     tcase_add_test(tc, reopened_store_still_knows_its_events);
     suite_add_tcase(suite, tc);
     return lb_run_suite_tap(suite);
