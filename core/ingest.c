@@ -51,7 +51,10 @@ struct lb_ingest {
     const lb_config *cfg;
     struct event *commit_ev;
     json_tokener *tok; /* reused: a new one per body costs a 2 KiB allocation */
-    batch *open; /* collecting this turn's requests */
+    batch *open;  /* collecting this turn's requests */
+    batch *spare; /* a finished batch kept for the next turn: its item array
+                   * is tens of KiB, and allocating that per commit made glibc
+                   * consolidate its small-chunk bins each time */
     lb_seg_engine *engine;   /* may be NULL: events are stored, nothing is queued */
     lb_dispatcher *dispatcher;
     lb_club_state *club;     /* logins and progress, for the time-based triggers */
@@ -158,6 +161,7 @@ static void dispatch_jobs(lb_ingest *ing, parked *p)
     }
 }
 
+/* Empties the batch; keeps it as the spare if there is none yet. */
 static void batch_free(batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -173,6 +177,12 @@ static void batch_free(batch *b)
         free((char *)c->account);
         free((char *)c->product_id);
         free((char *)c->lead_email);
+    }
+    lb_ingest *ing = b->ing;
+    if (ing && !ing->spare) {
+        b->n = 0;
+        ing->spare = b;
+        return;
     }
     free(b->items);
     free(b);
@@ -224,7 +234,11 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
 static parked *batch_slot(lb_ingest *ing)
 {
     batch *b = ing->open;
-    if (!b) {
+    if (!b && ing->spare) {
+        b = ing->spare;
+        ing->spare = NULL;
+        ing->open = b;
+    } else if (!b) {
         b = calloc(1, sizeof *b);
         if (!b)
             return NULL;
@@ -571,6 +585,10 @@ void lb_ingest_free(lb_ingest *ing)
     if (ing->scan_ev)
         event_free(ing->scan_ev);
     lb_ingest_flush(ing);
+    if (ing->spare) {
+        free(ing->spare->items);
+        free(ing->spare);
+    }
     event_free(ing->commit_ev);
     json_tokener_free(ing->tok);
     lb_club_state_free(ing->club);
