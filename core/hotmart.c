@@ -352,7 +352,18 @@ static int cached_get(struct prefix_cache *c, json_object *start, bool immutable
     }
     if (c->rc == 0)
         return 0;
-    return lb_jget_node_at(c->node, path, len + 1, out, err);
+    const char *leaf = dot + 1;
+    if (strchr(leaf, '[') != NULL)
+        return lb_jget_node_at(c->node, path, len + 1, out, err);
+    /* a plain key (the rows' usual case): one lookup, the same answers and
+     * errors as lb_jget_node's walk */
+    if (!json_object_is_type(c->node, json_type_object))
+        return lb_fail(err, c->prefix, "must be an object");
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(c->node, leaf, &v) || v == NULL)
+        return 0;
+    *out = v;
+    return 1;
 }
 
 /* Sets doc[dst] = out. When the lookup just before found dst's parent, the
