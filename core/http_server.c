@@ -386,7 +386,7 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
         bool close = !req->keep_alive || c->srv->draining || c->close_after_write;
         c->pending = NULL;
         bool more = !close && buffer_pending(&c->in) > 0;
-        if (!close && c->reading_paused) {
+        if (!close && c->reading_paused && !c->failed) {
             c->reading_paused = false;
             conn_add_readable(c, c->srv->limits.idle_timeout_s);
         }
@@ -611,9 +611,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     size_t room = LB_READ_CHUNK;
     if (buffer_pending(&c->in) + room > limit)
         room = limit > buffer_pending(&c->in) ? limit - buffer_pending(&c->in) : 0;
-    if (room == 0 || buffer_reserve(&c->in, room)) {
+    if (room == 0 && c->pending) { /* one more full request is buffered: wait for the answer */
         c->reading_paused = true;
         event_del(c->readable);
+        return;
+    }
+    if (room == 0 || buffer_reserve(&c->in, room)) {
+        conn_free(c); /* out of memory (or bytes no request can use) */
         return;
     }
     ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);

@@ -1,5 +1,6 @@
 """Ingest over real HTTP: every fixture, every bad input, dedupe, accounts."""
 import json
+import socket
 import sqlite3
 import threading
 import time
@@ -301,6 +302,51 @@ def test_keep_alive_and_pipelining():
     assert out.count(b"HTTP/1.1 200 OK") == 5, out
     for i in ids:
         assert len(stored("acme", i)) == 1
+
+
+def hotmart_request(body, extra=b""):
+    return (b"POST /webhooks/hotmart HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-HOTMART-HOTTOK: " + HOTTOK_A.encode() + b"\r\n" + extra + b"Content-Length: " +
+            str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def test_long_pipeline_is_answered_in_order():
+    # 300 webhooks of about 3 KB in one write: far more than the server reads
+    # at once or buffers while a request waits for its commit, so reading
+    # pauses and resumes many times; every answer comes back, in order
+    ids = [str(uuid.uuid4()) for _ in range(300)]
+    reqs = b"".join(hotmart_request(with_id(fixture("PURCHASE_COMPLETE"), i)) for i in ids)
+    reqs += b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+    out = D.raw(reqs, read_timeout=30)
+    answers = out.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 301, len(answers)
+    event_ids = [json.loads(a[a.index(b"\r\n\r\n") + 4:])["event_id"] for a in answers[:300]]
+    assert all(a.startswith(b"200 ") for a in answers), [a[:20] for a in answers if not a.startswith(b"200 ")]
+    for i, eid in zip(ids, event_ids):
+        assert [row[0] for row in stored("acme", i)] == [eid]
+
+
+def test_request_sent_a_byte_at_a_time():
+    i = str(uuid.uuid4())
+    data = hotmart_request(with_id(fixture("PURCHASE_CHARGEBACK"), i), b"Connection: close\r\n")
+    with socket.create_connection(("127.0.0.1", D.port), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for k in range(0, len(data), 7):
+            s.sendall(data[k:k + 7])
+        out = s.makefile("rb").read()
+    assert out.startswith(b"HTTP/1.1 200 OK"), out[:200]
+    assert len(stored("acme", i)) == 1
+
+
+def test_client_that_half_closes_after_its_request_gets_the_answer():
+    i = str(uuid.uuid4())
+    with socket.create_connection(("127.0.0.1", D.port), timeout=10) as s:
+        s.sendall(hotmart_request(with_id(fixture("PURCHASE_CHARGEBACK"), i)))
+        s.shutdown(socket.SHUT_WR)
+        out = s.makefile("rb").read()
+    assert out.startswith(b"HTTP/1.1 200 OK"), out[:200]
+    assert b"Connection: close" in out
+    assert len(stored("acme", i)) == 1
 
 
 def test_store_locked_by_another_writer_gives_503_then_recovers():
