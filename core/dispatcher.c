@@ -11,6 +11,7 @@
 #include "plugin_host.h"
 #include "dispatcher.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,7 @@ struct lb_dispatcher {
     pending **pending;
     size_t n_pending, cap_pending;
     batch *batches;
+    json_tokener *tok; /* the jobs' params and lead, for the plugin's view */
     size_t n_jobs, n_running, n_recording;
     bool stopped;
     lb_dispatcher_stats counts;
@@ -211,6 +213,16 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* next_attempt_at is stored: wall clock */
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The same clock to the microsecond, for the token bucket: read in whole
+ * milliseconds it would refill at most `burst` tokens per tick, capping a
+ * high rate at 1000 * burst per second. */
+static double now_ms_fine(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000) / 1000.0;
 }
 
 static struct timeval ms_to_tv(int64_t ms)
@@ -525,9 +537,19 @@ static integ *integ_get(lb_dispatcher *d, const char *account, const char *id)
 
 /* ---- the plugin's view of a job ----------------------------------------------------- */
 
-static json_object *parse_object(const char *text)
+/* With the dispatcher's tokener: a new one per parse is a 2 KiB allocation,
+ * and each attempt parses twice. */
+static json_object *parse_object(json_tokener *tok, const char *text)
 {
-    json_object *o = text ? json_tokener_parse(text) : NULL;
+    json_object *o = NULL;
+    if (text != NULL) {
+        json_tokener_reset(tok);
+        o = json_tokener_parse_ex(tok, text, -1);
+        if (json_tokener_get_error(tok) != json_tokener_success) {
+            json_object_put(o);
+            o = NULL;
+        }
+    }
     if (o != NULL && !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
         o = NULL;
@@ -552,10 +574,10 @@ static void free_run(run *r)
     memset(r, 0, sizeof *r);
 }
 
-static int build_view(run *r, const lb_outbox_job *job, const char *contact_ref)
+static int build_view(run *r, json_tokener *tok, const lb_outbox_job *job, const char *contact_ref)
 {
-    r->params = parse_object(job->params_json);
-    r->lead = parse_object(job->lead_json);
+    r->params = parse_object(tok, job->params_json);
+    r->lead = parse_object(tok, job->lead_json);
     size_t n = r->params ? (size_t)json_object_object_length(r->params) : 0;
     r->param_list = calloc(2 * n + 1, sizeof *r->param_list);
     r->contact_ref = contact_ref ? strdup(contact_ref) : NULL;
@@ -736,11 +758,13 @@ static pending *new_pending(lane *l, const verdict *v, const lb_call_report *rep
 
 static void log_outcome(const pending *p)
 {
+    bool dead = p->o.new_state == LB_JOB_DEAD;
+    if (!lb_log_enabled(dead ? LB_LOG_WARN : LB_LOG_DEBUG))
+        return; /* every attempt passes here: format only what is written */
     char id[24], attempts[16], status[16];
     snprintf(id, sizeof id, "%lld", (long long)p->o.job_id);
     snprintf(attempts, sizeof attempts, "%d", p->o.attempts);
     snprintf(status, sizeof status, "%d", p->o.http_status);
-    bool dead = p->o.new_state == LB_JOB_DEAD;
     lb_log(dead ? LB_LOG_WARN : LB_LOG_DEBUG, dead ? "job dead-lettered" : "job attempt", "job", id, "account",
            p->account, "integration", p->integration, "outcome", p->o.outcome, "attempts", attempts, "http_status",
            status, "reason", p->reason, NULL);
@@ -1014,7 +1038,7 @@ static void start_failed(lb_dispatcher *d, lane *l, int64_t now)
 static void start_job(lb_dispatcher *d, lane *l, int64_t now)
 {
     integ *g = l->integ;
-    if (build_view(&l->run, l->head->job, cached_ref(d, l->node.key)) != 0) {
+    if (build_view(&l->run, d->tok, l->head->job, cached_ref(d, l->node.key)) != 0) {
         start_failed(d, l, now);
         return;
     }
@@ -1077,9 +1101,11 @@ static void run_integ(lb_dispatcher *d, integ *g, int64_t now)
         return; /* its lanes wait in the ready list */
     while (g->ready != NULL) {
         int64_t wait;
-        lb_limit_verdict v = lb_limiter_acquire(&g->lim, now, &wait);
+        /* read per job: starting one takes time, which refills the bucket */
+        double t = now_ms_fine();
+        lb_limit_verdict v = lb_limiter_acquire(&g->lim, t, &wait);
         if (v == LB_LIMIT_WAIT)
-            g->wake_ms = now + wait;
+            g->wake_ms = (int64_t)ceil(t) + wait;
         if (v != LB_LIMIT_GO)
             return; /* FULL: a finishing call kicks the pump */
         lane *l = g->ready;
@@ -1172,7 +1198,8 @@ lb_dispatcher *lb_dispatcher_new_with(struct event_base *base, const lb_dispatch
     d->timer = evtimer_new(base, on_pump, d);
     d->kick = evtimer_new(base, on_pump, d);
     d->flush = evtimer_new(base, on_flush, d);
-    if (d->timer == NULL || d->kick == NULL || d->flush == NULL) {
+    d->tok = json_tokener_new();
+    if (d->timer == NULL || d->kick == NULL || d->flush == NULL || d->tok == NULL) {
         d->persist.free = NULL; /* the caller still owns it */
         lb_dispatcher_free(d);
         return NULL;
@@ -1256,6 +1283,8 @@ void lb_dispatcher_free(lb_dispatcher *d)
         event_free(d->kick);
     if (d->flush)
         event_free(d->flush);
+    if (d->tok)
+        json_tokener_free(d->tok);
     if (d->persist.free)
         d->persist.free(d->persist.ud);
     free(d);
@@ -1273,9 +1302,9 @@ static void attach(lb_dispatcher *d, integ *g, lb_integration *in)
     uint32_t burst, concurrency;
     lb_integration_limits(in, &rate, &burst, &concurrency);
     if (g->attached_once)
-        lb_limiter_configure(&g->lim, rate, burst, concurrency, now_ms());
+        lb_limiter_configure(&g->lim, rate, burst, concurrency, now_ms_fine());
     else
-        lb_limiter_init(&g->lim, rate, burst, concurrency, now_ms());
+        lb_limiter_init(&g->lim, rate, burst, concurrency, now_ms_fine());
     g->attached_once = true;
     g->inst = in;
     kick(d);

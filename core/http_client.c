@@ -22,9 +22,11 @@ struct lb_http_client {
     lb_http_exchange *exchanges; /* in flight, doubly linked */
     size_t in_flight;
     /* finished easy handles, reset and kept: making one per request is a
-     * measurable share of a provider call's CPU */
-    CURL *spare[64];
+     * measurable share of a provider call's CPU. Up to max_connections of
+     * them, as many as can be busy at once. */
+    CURL **spare;
     size_t n_spare;
+    struct sock_watch *idle_watches; /* released watches, kept for reuse */
 };
 
 typedef struct header_line {
@@ -48,9 +50,12 @@ struct lb_http_exchange {
     lb_http_exchange *prev, *next;
 };
 
-/* One watched socket. */
+/* One watched socket. A keep-alive connection is watched only while a
+ * transfer uses it, so watches come and go once per request: released ones
+ * are kept (event allocated, not added) for the next. */
 typedef struct sock_watch {
     struct event *ev;
+    struct sock_watch *next_idle;
 } sock_watch;
 
 /* ---- exchange lifetime ---------------------------------------------------- */
@@ -60,7 +65,7 @@ static void exchange_free(lb_http_exchange *x)
     lb_http_client *c = x->client;
     if (x->easy) {
         curl_multi_remove_handle(c->multi, x->easy);
-        if (c->n_spare < sizeof c->spare / sizeof *c->spare) {
+        if (c->n_spare < (size_t)c->opts.max_connections) {
             curl_easy_reset(x->easy);
             c->spare[c->n_spare++] = x->easy;
         } else {
@@ -96,7 +101,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         return 0; /* makes curl fail the transfer */
     }
     if (x->body_len + n + 1 > x->body_cap) {
-        size_t cap = x->body_cap ? x->body_cap : 4096;
+        size_t cap = x->body_cap ? x->body_cap : 512; /* small: most answers are, and malloc keeps those cheap */
         while (cap < x->body_len + n + 1)
             cap *= 2;
         char *grown = realloc(x->body, cap);
@@ -211,6 +216,28 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     collect_finished(c);
 }
 
+static void release_watch(lb_http_client *c, sock_watch *w)
+{
+    event_del(w->ev);
+    w->next_idle = c->idle_watches;
+    c->idle_watches = w;
+}
+
+static sock_watch *take_watch(lb_http_client *c)
+{
+    sock_watch *w = c->idle_watches;
+    if (w) {
+        c->idle_watches = w->next_idle;
+        return w;
+    }
+    w = calloc(1, sizeof *w);
+    if (w && !(w->ev = event_new(c->base, -1, 0, on_socket_event, c))) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
 static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
@@ -218,23 +245,23 @@ static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, vo
     sock_watch *w = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (w) {
-            event_free(w->ev);
-            free(w);
+            release_watch(c, w);
             curl_multi_assign(c->multi, s, NULL);
         }
         return 0;
     }
     short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     if (!w) {
-        w = calloc(1, sizeof *w);
+        w = take_watch(c);
         if (!w)
             return -1;
         curl_multi_assign(c->multi, s, w);
     } else {
-        event_free(w->ev);
+        event_del(w->ev);
     }
-    w->ev = event_new(c->base, s, kind, on_socket_event, c);
-    return w->ev ? event_add(w->ev, NULL) : -1;
+    /* event_assign only on an event that is not added (event_del above) */
+    event_assign(w->ev, c->base, s, kind, on_socket_event, c);
+    return event_add(w->ev, NULL);
 }
 
 static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -268,7 +295,8 @@ lb_http_client *lb_http_client_new(struct event_base *base, const lb_http_client
         c->opts.max_connections = 256;
     c->multi = curl_multi_init();
     c->timer = evtimer_new(base, on_timer, c);
-    if (!c->multi || !c->timer) {
+    c->spare = calloc((size_t)c->opts.max_connections, sizeof *c->spare);
+    if (!c->multi || !c->timer || !c->spare) {
         lb_http_client_free(c);
         return NULL;
     }
@@ -289,8 +317,15 @@ void lb_http_client_free(lb_http_client *c)
         exchange_free(c->exchanges);
     while (c->n_spare > 0)
         curl_easy_cleanup(c->spare[--c->n_spare]);
+    free(c->spare);
     if (c->multi)
-        curl_multi_cleanup(c->multi);
+        curl_multi_cleanup(c->multi); /* may release watches still assigned */
+    while (c->idle_watches) {
+        sock_watch *w = c->idle_watches;
+        c->idle_watches = w->next_idle;
+        event_free(w->ev);
+        free(w);
+    }
     if (c->timer)
         event_free(c->timer);
     free(c);

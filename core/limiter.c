@@ -5,7 +5,7 @@
 
 /* ---- token bucket ---------------------------------------------------------- */
 
-void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, int64_t now_ms)
+void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms)
 {
     b->rate_per_ms = rate_per_s > 0 ? rate_per_s / 1000.0 : 0;
     if (burst > 0)
@@ -16,17 +16,17 @@ void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, int64
     b->last_ms = now_ms;
 }
 
-static void refill(lb_token_bucket *b, int64_t now_ms)
+static void refill(lb_token_bucket *b, double now_ms)
 {
     if (now_ms <= b->last_ms)
         return; /* same instant, or the clock stepped back: no credit */
-    b->tokens += (double)(now_ms - b->last_ms) * b->rate_per_ms;
+    b->tokens += (now_ms - b->last_ms) * b->rate_per_ms;
     if (b->tokens > b->burst)
         b->tokens = b->burst;
     b->last_ms = now_ms;
 }
 
-bool lb_bucket_take(lb_token_bucket *b, int64_t now_ms)
+bool lb_bucket_take(lb_token_bucket *b, double now_ms)
 {
     if (b->rate_per_ms <= 0)
         return true;
@@ -41,7 +41,7 @@ bool lb_bucket_take(lb_token_bucket *b, int64_t now_ms)
     return true;
 }
 
-int64_t lb_bucket_wait_ms(const lb_token_bucket *b, int64_t now_ms)
+int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms)
 {
     if (b->rate_per_ms <= 0)
         return 0;
@@ -71,7 +71,7 @@ void lb_gate_leave(lb_gate *g)
 
 /* ---- both, plus the provider's pause ---------------------------------------- */
 
-void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, int64_t now_ms)
+void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, double now_ms)
 {
     lb_bucket_init(&l->bucket, rate_per_s, burst, now_ms);
     l->gate.limit = concurrency;
@@ -79,7 +79,7 @@ void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t 
     l->paused_until_ms = 0;
 }
 
-void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, int64_t now_ms)
+void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, double now_ms)
 {
     double tokens = l->bucket.tokens;
     lb_bucket_init(&l->bucket, rate_per_s, burst, now_ms);
@@ -89,11 +89,11 @@ void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint
     l->gate.limit = concurrency;
 }
 
-lb_limit_verdict lb_limiter_acquire(lb_limiter *l, int64_t now_ms, int64_t *wait_ms)
+lb_limit_verdict lb_limiter_acquire(lb_limiter *l, double now_ms, int64_t *wait_ms)
 {
     *wait_ms = 0;
     if (l->paused_until_ms > now_ms) {
-        *wait_ms = l->paused_until_ms - now_ms;
+        *wait_ms = (int64_t)ceil((double)l->paused_until_ms - now_ms); /* up: waking early finds it shut */
         return LB_LIMIT_WAIT;
     }
     if (l->gate.limit > 0 && l->gate.in_use >= l->gate.limit)

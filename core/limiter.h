@@ -11,7 +11,10 @@
  * integration, since providers count requests per account, not per lead.
  *
  * Times are milliseconds on any clock that only moves forward within one
- * limiter's life; a clock step backwards is treated as "no time passed". */
+ * limiter's life; a clock step backwards is treated as "no time passed".
+ * The bucket takes fractional milliseconds: read in whole milliseconds, a
+ * bucket refills at most `burst` tokens per tick, so a rate above
+ * 1000 * burst per second would be capped at that. */
 #ifndef LB_LIMITER_H
 #define LB_LIMITER_H
 
@@ -22,15 +25,15 @@ typedef struct lb_token_bucket {
     double rate_per_ms; /* 0 = unlimited */
     double burst;       /* capacity, >= 1 when limited */
     double tokens;
-    int64_t last_ms;    /* when tokens was last brought up to date */
+    double last_ms;     /* when tokens was last brought up to date */
 } lb_token_bucket;
 
 /* burst 0 picks max(1, ceil(rate)): one second's worth. The bucket starts full. */
-void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, int64_t now_ms);
+void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms);
 /* Takes one token if there is one. */
-bool lb_bucket_take(lb_token_bucket *b, int64_t now_ms);
-/* Milliseconds until a token will be there (0 = now). */
-int64_t lb_bucket_wait_ms(const lb_token_bucket *b, int64_t now_ms);
+bool lb_bucket_take(lb_token_bucket *b, double now_ms);
+/* Milliseconds until a token will be there (0 = now), rounded up. */
+int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms);
 
 typedef struct lb_gate {
     uint32_t limit; /* 0 = unlimited */
@@ -52,12 +55,12 @@ typedef struct lb_limiter {
     int64_t paused_until_ms; /* the provider's rate-limit signal; 0 = none */
 } lb_limiter;
 
-void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, int64_t now_ms);
+void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, double now_ms);
 /* New limits (a config reload) keep the calls in flight and the pause. */
-void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, int64_t now_ms);
+void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, double now_ms);
 /* Admits one call, or says how long to wait. The gate is checked first so a
  * call that cannot run never spends a token. */
-lb_limit_verdict lb_limiter_acquire(lb_limiter *l, int64_t now_ms, int64_t *wait_ms);
+lb_limit_verdict lb_limiter_acquire(lb_limiter *l, double now_ms, int64_t *wait_ms);
 /* One admitted call finished. */
 void lb_limiter_release(lb_limiter *l);
 /* Admits nothing before `until_ms` (keeps the later of two pauses). */

@@ -13,6 +13,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void lb_log_set_level(enum lb_log_level level) { min_level = level; }
 
+bool lb_log_enabled(enum lb_log_level level) { return level >= min_level; }
+
 int lb_log_level_parse(const char *name)
 {
     for (int i = 0; i < 4; i++)

@@ -4,6 +4,8 @@
 #ifndef LB_LOG_H
 #define LB_LOG_H
 
+#include <stdbool.h>
+
 enum lb_log_level { LB_LOG_DEBUG = 0, LB_LOG_INFO, LB_LOG_WARN, LB_LOG_ERROR };
 
 void lb_log_set_level(enum lb_log_level level);
@@ -13,5 +15,8 @@ int lb_log_level_parse(const char *name);
 /* lb_log(LB_LOG_INFO, "listening", "addr", "127.0.0.1:8080", NULL):
  * a message followed by NULL-terminated key/value string pairs. */
 void lb_log(enum lb_log_level level, const char *msg, ...) __attribute__((sentinel));
+/* Whether lb_log at `level` writes anything: lets a hot path skip
+ * formatting the values of a line nobody will see. */
+bool lb_log_enabled(enum lb_log_level level);
 
 #endif

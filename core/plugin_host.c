@@ -46,7 +46,7 @@ struct lb_http {
     void *ud;
     bool delivering; /* inside done: the handle is spent */
     char method[8];
-    char *log_url;   /* scheme, host and path, redacted: what log lines show */
+    char *url;       /* as the plugin gave it; logged only redacted (loggable_url) */
     int64_t started_ms;
     struct lb_http *prev, *next;
 };
@@ -90,6 +90,15 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The request budget's clock: whole milliseconds would refill it at most
+ * `burst` tokens per tick, capping a high rate at 1000 * burst per second. */
+static double mono_ms_fine(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000) / 1000.0;
 }
 
 static void log_call(const lb_call *call, enum lb_log_level level, const char *msg)
@@ -155,31 +164,35 @@ static void free_request(struct lb_http *h)
 {
     unpace(h);
     free_request_copy(h);
-    free(h->log_url);
+    free(h->url);
     free(h);
 }
 
 /* What a log line may show of a URL: no query string (tokens travel there)
  * and no secret setting anywhere. */
-static char *loggable_url(const lb_settings *s, const char *url)
+static void loggable_url(const lb_settings *s, const char *url, char *clean, size_t len)
 {
-    char path[1024], clean[1200];
+    char path[1024];
     size_t n = strcspn(url, "?#");
     snprintf(path, sizeof path, "%.*s", (int)(n < sizeof path ? n : sizeof path - 1), url);
-    lb_redact(s, path, clean, sizeof clean);
-    return strdup(clean);
+    lb_redact(s, path, clean, len);
 }
 
+/* Formatted only when the line is written: most answers log at debug. */
 static void log_response(const struct lb_http *h, const lb_http_resp *resp)
 {
-    char status[16], ms[24], err[512] = "";
+    enum lb_log_level level = resp->transport_error ? LB_LOG_WARN : resp->status >= 400 ? LB_LOG_INFO : LB_LOG_DEBUG;
+    if (!lb_log_enabled(level))
+        return;
+    char status[16], ms[24], err[512] = "", url[1200] = "";
+    if (h->url != NULL)
+        loggable_url(h->call->in->settings, h->url, url, sizeof url);
     snprintf(status, sizeof status, "%ld", resp->status);
     snprintf(ms, sizeof ms, "%lld", (long long)(mono_ms() - h->started_ms));
     if (resp->transport_error && resp->error != NULL)
         lb_redact(h->call->in->settings, resp->error, err, sizeof err);
-    enum lb_log_level level = resp->transport_error ? LB_LOG_WARN : resp->status >= 400 ? LB_LOG_INFO : LB_LOG_DEBUG;
     lb_log(level, "provider http", "integration", lb_settings_label(h->call->in->settings), "method", h->method,
-           "url", h->log_url ? h->log_url : "", "status", status, "ms", ms, err[0] ? "error" : NULL, err, NULL);
+           "url", url, "status", status, "ms", ms, err[0] ? "error" : NULL, err, NULL);
 }
 
 static void on_http_done(const lb_http_resp *resp, void *ud)
@@ -196,7 +209,7 @@ static void on_http_done(const lb_http_resp *resp, void *ud)
 
 static void arm_pacing(lb_integration *in)
 {
-    int64_t wait = lb_bucket_wait_ms(&in->request_budget, mono_ms());
+    int64_t wait = lb_bucket_wait_ms(&in->request_budget, mono_ms_fine());
     struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
     event_base_update_cache_time(in->host->base);
     evtimer_add(in->pace_ev, &tv);
@@ -253,7 +266,7 @@ static void on_pace(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lb_integration *in = arg;
-    while (in->paced_head && lb_bucket_take(&in->request_budget, mono_ms())) {
+    while (in->paced_head && lb_bucket_take(&in->request_budget, mono_ms_fine())) {
         struct lb_http *h = in->paced_head;
         unpace(h);
         h->started_ms = mono_ms();
@@ -284,10 +297,10 @@ static lb_http *host_http_request(lb_call *call, const lb_http_req *req, lb_http
     h->done = done;
     h->ud = ud;
     snprintf(h->method, sizeof h->method, "%s", req->method);
-    h->log_url = loggable_url(call->in->settings, req->url);
+    h->url = strdup(req->url); /* a failed copy only leaves the log line without it */
     h->started_ms = mono_ms();
     lb_integration *in = call->in;
-    if (in->rate_per_s > 0 && !lb_bucket_take(&in->request_budget, mono_ms())) {
+    if (in->rate_per_s > 0 && !lb_bucket_take(&in->request_budget, mono_ms_fine())) {
         if (pace(in, h, req) != 0) {
             free_request(h);
             return NULL;
@@ -682,7 +695,7 @@ lb_integration *lb_integration_new(lb_plugin_host *h, const char *account, const
         lb_fail(err, cfg->id, "out of memory");
     } else if ((in->settings = build_settings(account, cfg, plugin, err)) != NULL && init_instance(in, err) == 0) {
         pick_limits(in, cfg);
-        lb_bucket_init(&in->request_budget, in->rate_per_s, in->burst, mono_ms());
+        lb_bucket_init(&in->request_budget, in->rate_per_s, in->burst, mono_ms_fine());
         in->pace_ev = evtimer_new(h->base, on_pace, in);
         if (in->pace_ev)
             return in;

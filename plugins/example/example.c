@@ -38,9 +38,11 @@ typedef struct example {
     struct pending *pending; /* in-flight requests, so cancel() can find them */
 } example;
 
-/* One in-flight request: what the done callback needs to finish the call. */
+/* One in-flight request: what the done callback needs to finish the call.
+ * Doubly linked: an instance may have hundreds in flight, and each answer
+ * unlinks its own. */
 typedef struct pending {
-    struct pending *next;
+    struct pending *prev, *next;
     example *ex;
     lb_call *call;
     lb_http *http;
@@ -98,11 +100,12 @@ static void finish(example *ex, lb_call *call, lb_status st, const lb_http_resp 
 
 static void forget(pending *p)
 {
-    for (pending **pp = &p->ex->pending; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        p->ex->pending = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
     free(p);
 }
 
@@ -120,7 +123,9 @@ static void start(example *ex, lb_call *call, const char *method, const char *pa
         finish(ex, call, LB_RETRY, NULL, 0, NULL, "cannot build the request (out of memory or URL too long)");
         return;
     }
-    *p = (pending){ex->pending, ex, call, NULL};
+    *p = (pending){NULL, ex->pending, ex, call, NULL};
+    if (ex->pending != NULL)
+        ex->pending->prev = p;
     ex->pending = p; /* listed before the request starts: done always finds it */
     p->http = ex->api->http_request(call, &req, done, p);
     if (p->http == NULL) {
@@ -129,11 +134,14 @@ static void start(example *ex, lb_call *call, const char *method, const char *pa
     }
 }
 
-/* The default mapping, plus the provider's own error text when there is one. */
+/* The default mapping, plus the provider's own error text when there is one
+ * (only looked for on errors: a success has none, and parsing costs). */
 static lb_status classify(example *ex, const lb_http_resp *resp, uint32_t *retry_ms, char *why, size_t len)
 {
     lb_status st = ex->api->http_classify(resp, retry_ms);
-    if (resp->transport_error)
+    if (st == LB_OK)
+        snprintf(why, len, "HTTP %ld", resp->status);
+    else if (resp->transport_error)
         snprintf(why, len, "%s", resp->error ? resp->error : "no answer");
     else if (ex->api->json_get(resp->body, resp->body_len, "error.message", why, len) < 0)
         snprintf(why, len, "HTTP %ld", resp->status);
@@ -271,16 +279,14 @@ static void ex_list_resources(void *instance, lb_call *call, const char *kind)
 static void ex_cancel(void *instance, lb_call *call)
 {
     example *ex = instance;
-    pending **pp = &ex->pending;
-    while (*pp != NULL) {
-        pending *p = *pp;
-        if (p->call != call) {
-            pp = &p->next;
-            continue;
+    pending *p = ex->pending;
+    while (p != NULL) {
+        pending *next = p->next;
+        if (p->call == call) {
+            ex->api->http_cancel(p->http);
+            forget(p);
         }
-        *pp = p->next;
-        ex->api->http_cancel(p->http);
-        free(p);
+        p = next;
     }
 }
 

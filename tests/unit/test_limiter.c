@@ -48,6 +48,24 @@ START_TEST(bucket_default_burst_and_slow_rates)
 }
 END_TEST
 
+/* A rate far above 1000 * burst per second: fractions of a millisecond
+ * refill it, so it is not capped at `burst` per millisecond tick. */
+START_TEST(bucket_high_rate_refills_within_a_millisecond)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 1e6, 10, 1000); /* 1000 tokens per ms, 10 at once */
+    int n = 0;
+    for (int i = 0; i < 100; i++)
+        n += lb_bucket_take(&b, 1000.0 + i * 0.002); /* one attempt every 2 us */
+    ck_assert_int_eq(n, 100);
+    while (lb_bucket_take(&b, 1000.5))
+        ;
+    ck_assert(!lb_bucket_take(&b, 1000.5));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 1000.5), 1); /* a microsecond away: rounded up */
+    ck_assert(lb_bucket_take(&b, 1000.502));
+}
+END_TEST
+
 START_TEST(bucket_clock_backwards_gives_nothing)
 {
     lb_token_bucket b;
@@ -134,6 +152,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, bucket_unlimited);
     tcase_add_test(tc, bucket_burst_then_rate);
     tcase_add_test(tc, bucket_default_burst_and_slow_rates);
+    tcase_add_test(tc, bucket_high_rate_refills_within_a_millisecond);
     tcase_add_test(tc, bucket_clock_backwards_gives_nothing);
     tcase_add_test(tc, gate_limits_and_unlimited);
     tcase_add_test(tc, limiter_full_spends_no_token);
