@@ -19,6 +19,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define LB_CHECKPOINT_PAGES 1000 /* SQLite's own default threshold */
 #define LB_WAL_REWIND_PAGES 4000 /* about 16 MiB of WAL with 4 KiB pages */
@@ -35,6 +37,9 @@ static void *checkpointer_main(void *arg)
 {
     lb_sqlite_checkpointer *c = arg;
     pthread_setname_np(pthread_self(), "lb-checkpoint");
+    /* background work: on a busy machine the loop and the writer, whose
+     * time every request waits for, go first (ignored if not allowed) */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (!c->requested && !c->stopping)
