@@ -30,7 +30,7 @@ typedef struct parked {
     lb_event event;
     char account[LB_ACCOUNT_ID_MAX + 1]; /* a copy: a reload may free the config meanwhile */
     const char *content_type;
-    const char *normalized;              /* event.doc as text, made on the writer thread */
+    const char *normalized;              /* event.doc as text, made on the loop thread */
     size_t normalized_len;
     lb_store_put_result result;
     lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
@@ -107,12 +107,6 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
     int64_t received = now_ms();
     for (size_t i = 0; i < b->n; i++) {
         parked *p = &b->items[i];
-        /* The loop thread, the busier one, leaves the document alone from
-         * submission until batch_done, so the text is made here. json-c
-         * keeps it inside the document, which frees it with the batch. */
-        p->normalized = json_object_to_json_string_length(p->event.doc, JSON_C_TO_STRING_PLAIN, &p->normalized_len);
-        if (!p->normalized)
-            return lb_fail(err, "", "out of memory");
         size_t raw_len = 0;
         /* an event the server made itself (the Club scan) has no request: its document is its raw form */
         const char *raw = p->req ? lb_http_request_body(p->req, &raw_len) : p->normalized;
@@ -218,6 +212,9 @@ static void submit_open_batch(lb_ingest *ing)
     if (!b)
         return;
     ing->open = NULL;
+    for (size_t i = 0; i < b->n; i++) /* json-c caches the text in the doc: do it here, not on the writer */
+        b->items[i].normalized = json_object_to_json_string_length(b->items[i].event.doc, JSON_C_TO_STRING_PLAIN,
+                                                                   &b->items[i].normalized_len);
     b->task.run = batch_write;
     b->task.done = batch_done;
     b->task.arg = b;
