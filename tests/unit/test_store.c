@@ -3,10 +3,12 @@
  * (store_sqlite_vfs.c): transactions larger than one write call of the unix
  * VFS and than the shim's buffer, WAL checkpoints in between (SQLite's own,
  * and the checkpoint thread's), a reopen, and the dedupe index afterwards. */
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +167,56 @@ START_TEST(wal_stays_bounded_under_steady_writes)
 }
 END_TEST
 
+/* The disk fills up mid-commit (RLIMIT_FSIZE stands in for it): the commit
+ * reports the failure instead of passing for durable, nothing of it is
+ * stored, what was committed before stays, and writing works again once
+ * there is room. The shim keeps a failed write buffered; this is the case
+ * where that matters. */
+START_TEST(a_write_that_fails_fails_the_commit_and_loses_nothing_committed)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    put_events(&s, 0, 100);
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    struct stat st;
+    ck_assert_int_eq(stat(wal, &st), 0);
+    struct rlimit old, tight;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    tight = old;
+    tight.rlim_cur = (rlim_t)st.st_size + 64 * 1024;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of a signal */
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &tight), 0);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    int rc = 0;
+    for (int n = 100000; n < 100200 && rc == 0; n++) { /* about 600 KB: past the limit */
+        char id[32], body[BODY_LEN];
+        snprintf(id, sizeof id, "lost-%d", n);
+        fill_body(body, n);
+        lb_event ev = {.source = "hotmart", .source_event_id = id, .type = "purchase.approved",
+                       .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
+        lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
+                             .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
+                             .received_at_ms = 1};
+        lb_store_put_result r;
+        rc = lb_store_put_event(&s, &in, &r, &err);
+    }
+    if (rc == 0)
+        rc = lb_store_commit(&s, &err);
+    ck_assert_msg(rc != 0, "a commit past the file size limit claimed success");
+    lb_store_rollback(&s);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    put_events(&s, 100, 100); /* room again: writing goes on */
+    lb_store_close(&s);
+    check_with_stock_sqlite(200); /* ev-0 .. ev-199, nothing of the failed commit */
+    remove_dir();
+}
+END_TEST
+
 START_TEST(reopened_store_still_knows_its_events)
 {
     make_dir();
@@ -202,6 +254,7 @@ int main(void)
     tcase_add_loop_test(tc, large_transactions_and_checkpoints_read_back_exactly, 0, 2);
     tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
+    tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_test(tc, reopened_store_still_knows_its_events);
     suite_add_tcase(suite, tc);
     return lb_run_suite_tap(suite);
