@@ -46,21 +46,27 @@ static void fill_body(char *body, int n)
         body[i] = (char)('a' + (i * 7 + n * 13) % 26);
 }
 
+/* Stores event `<prefix>-<n>` with body n, inside the open transaction. */
+static int put_one(lb_store *s, const char *prefix, int n, lb_store_put_result *r, lb_error *err)
+{
+    char id[32], body[BODY_LEN];
+    snprintf(id, sizeof id, "%s-%d", prefix, n);
+    fill_body(body, n);
+    lb_event ev = {.source = "hotmart", .source_event_id = id, .type = "purchase.approved",
+                   .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
+    lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
+                         .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
+                         .received_at_ms = 1};
+    return lb_store_put_event(s, &in, r, err);
+}
+
 static void put_events(lb_store *s, int first, int count)
 {
     lb_error err = {0};
     ck_assert_int_eq(lb_store_begin(s, &err), 0);
     for (int n = first; n < first + count; n++) {
-        char id[32], body[BODY_LEN];
-        snprintf(id, sizeof id, "ev-%d", n);
-        fill_body(body, n);
-        lb_event ev = {.source = "hotmart", .source_event_id = id, .type = "purchase.approved",
-                       .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
-        lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
-                             .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
-                             .received_at_ms = 1};
         lb_store_put_result r;
-        ck_assert_msg(lb_store_put_event(s, &in, &r, &err) == 0, "%s", err.message);
+        ck_assert_msg(put_one(s, "ev", n, &r, &err) == 0, "%s", err.message);
         ck_assert(!r.duplicate);
     }
     ck_assert_msg(lb_store_commit(s, &err) == 0, "%s", err.message);
@@ -193,16 +199,8 @@ START_TEST(a_write_that_fails_fails_the_commit_and_loses_nothing_committed)
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     int rc = 0;
     for (int n = 100000; n < 100200 && rc == 0; n++) { /* about 600 KB: past the limit */
-        char id[32], body[BODY_LEN];
-        snprintf(id, sizeof id, "lost-%d", n);
-        fill_body(body, n);
-        lb_event ev = {.source = "hotmart", .source_event_id = id, .type = "purchase.approved",
-                       .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
-        lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
-                             .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
-                             .received_at_ms = 1};
         lb_store_put_result r;
-        rc = lb_store_put_event(&s, &in, &r, &err);
+        rc = put_one(&s, "lost", n, &r, &err);
     }
     if (rc == 0)
         rc = lb_store_commit(&s, &err);
@@ -228,15 +226,8 @@ START_TEST(reopened_store_still_knows_its_events)
     lb_store_close(&s);
     ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
-    char body[BODY_LEN];
-    fill_body(body, 7);
-    lb_event ev = {.source = "hotmart", .source_event_id = "ev-7", .type = "purchase.approved",
-                   .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
-    lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
-                         .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
-                         .received_at_ms = 1};
     lb_store_put_result r;
-    ck_assert_int_eq(lb_store_put_event(&s, &in, &r, &err), 0);
+    ck_assert_int_eq(put_one(&s, "ev", 7, &r, &err), 0);
     ck_assert(r.duplicate);
     ck_assert_int_eq(r.event_id, 8); /* ids start at 1 */
     ck_assert_int_eq(lb_store_commit(&s, &err), 0);
