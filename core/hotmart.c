@@ -56,8 +56,9 @@ struct prefix_cache {
 };
 
 /* One normalization: the delivery, the document being built, and the
- * lookup caches for both (the delivery never changes; the document only
- * grows, so a cached parent stays valid until a set creates one). */
+ * lookup caches for both. The delivery never changes; the document only
+ * grows and none of its objects is replaced, so a parent found in it stays
+ * valid, while an absent one is not remembered (a later set may create it). */
 typedef struct nz {
     json_object *root;
     json_object *doc;
@@ -352,18 +353,7 @@ static int cached_get(struct prefix_cache *c, json_object *start, bool immutable
     }
     if (c->rc == 0)
         return 0;
-    const char *leaf = dot + 1;
-    if (strchr(leaf, '[') != NULL)
-        return lb_jget_node_at(c->node, path, len + 1, out, err);
-    /* a plain key (the rows' usual case): one lookup, the same answers and
-     * errors as lb_jget_node's walk */
-    if (!json_object_is_type(c->node, json_type_object))
-        return lb_fail(err, c->prefix, "must be an object");
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(c->node, leaf, &v) || v == NULL)
-        return 0;
-    *out = v;
-    return 1;
+    return lb_jget_node_at(c->node, path, len + 1, out, err);
 }
 
 /* Sets doc[dst] = out. When the lookup just before found dst's parent, the

@@ -78,11 +78,32 @@ int lb_jget_node(json_object *root, const char *path, json_object **out, lb_erro
     return lb_jget_node_at(root, path, 0, out, err);
 }
 
+/* The last segment, when it is a plain key: looked up in place (it is
+ * NUL-terminated where the path ends), with step()'s answers and errors but
+ * without copying it out. Returns 2 if the segment is not of that kind. */
+static int step_plain_leaf(json_object *cur, const char *path, size_t off, json_object **out, lb_error *err)
+{
+    const char *key = path + off;
+    size_t n = strcspn(key, ".[");
+    if (key[n] != '\0' || n == 0 || n >= SEG_MAX)
+        return 2;
+    if (!json_object_is_type(cur, json_type_object))
+        return fail_prefix(err, path, off ? off - 1 : 0, off ? "must be an object" : "must be a JSON object");
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(cur, key, &v) || v == NULL)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 int lb_jget_node_at(json_object *start, const char *path, size_t off, json_object **out, lb_error *err)
 {
     json_object *cur = start;
     *out = NULL;
     while (path[off] != '\0') {
+        int leaf = step_plain_leaf(cur, path, off, out, err);
+        if (leaf != 2)
+            return leaf;
         struct segment seg;
         long next = next_segment(path, off, &seg);
         if (next < 0)
