@@ -172,10 +172,9 @@ static void batch_free(batch *b)
         free((char *)c->product_id);
         free((char *)c->lead_email);
     }
-    lb_ingest *ing = b->ing;
-    if (ing && !ing->spare) {
+    if (!b->ing->spare) {
         b->n = 0;
-        ing->spare = b;
+        b->ing->spare = b;
         return;
     }
     free(b->items);

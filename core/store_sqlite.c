@@ -210,6 +210,21 @@ static void sqlite_close(void *impl)
     free(s);
 }
 
+/* Pragmas, schema, statements, and the checkpoint thread if asked for. */
+static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_store_options *opts, lb_error *err)
+{
+    sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
+    /* A 64 MiB page cache keeps the unique-key index hot. */
+    const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
+    const char *sync = opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
+    if (exec_sql(s->db, pragmas, err) || exec_sql(s->db, sync, err) || migrate(s->db, err) || prepare_all(s, err))
+        return -1;
+    if (opts->checkpoint_thread &&
+        !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, opts->sync_full, err)))
+        return -1;
+    return 0;
+}
+
 void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err)
 {
     if (ensure_parent_dir(path, err))
@@ -228,12 +243,7 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
         sqlite_close(s);
         return NULL;
     }
-    sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
-    /* A 64 MiB page cache keeps the unique-key index hot. */
-    const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
-    if (exec_sql(s->db, pragmas, err) ||
-        exec_sql(s->db, opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err) || migrate(s->db, err) || prepare_all(s, err) ||
-        (opts->checkpoint_thread && !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, opts->sync_full, err)))) {
+    if (set_up(s, path, vfs, opts, err)) {
         sqlite_close(s);
         return NULL;
     }
