@@ -215,15 +215,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The same clock to the microsecond, for the token bucket: read in whole
- * milliseconds it would refill at most `burst` tokens per tick, capping a
- * high rate at 1000 * burst per second. */
-static double now_ms_fine(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000) / 1000.0;
-}
+/* The same clock to the microsecond, for the token bucket. */
+static double now_ms_fine(void) { return lb_clock_ms_fine(CLOCK_REALTIME); }
 
 static struct timeval ms_to_tv(int64_t ms)
 {

@@ -5,6 +5,13 @@
 
 /* ---- token bucket ---------------------------------------------------------- */
 
+double lb_clock_ms_fine(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000) / 1000.0;
+}
+
 void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms)
 {
     b->rate_per_ms = rate_per_s > 0 ? rate_per_s / 1000.0 : 0;

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef struct lb_token_bucket {
     double rate_per_ms; /* 0 = unlimited */
@@ -27,6 +28,11 @@ typedef struct lb_token_bucket {
     double tokens;
     double last_ms;     /* when tokens was last brought up to date */
 } lb_token_bucket;
+
+/* `clock` now, in milliseconds to the microsecond: the time a bucket wants
+ * (whole milliseconds would refill it at most `burst` tokens per tick,
+ * capping a high rate at 1000 * burst per second). */
+double lb_clock_ms_fine(clockid_t clock);
 
 /* burst 0 picks max(1, ceil(rate)): one second's worth. The bucket starts full. */
 void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms);

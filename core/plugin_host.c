@@ -92,14 +92,8 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The request budget's clock: whole milliseconds would refill it at most
- * `burst` tokens per tick, capping a high rate at 1000 * burst per second. */
-static double mono_ms_fine(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000) / 1000.0;
-}
+/* The request budget's clock, to the microsecond. */
+static double mono_ms_fine(void) { return lb_clock_ms_fine(CLOCK_MONOTONIC); }
 
 static void log_call(const lb_call *call, enum lb_log_level level, const char *msg)
 {
