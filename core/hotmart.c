@@ -47,11 +47,21 @@ struct field_map {
 
 /* The parent object of the last path looked up, so rows that share a prefix
  * ("data.purchase.payment.*", "purchase.*") walk it once, not once per row.
- * len is SIZE_MAX when nothing is cached. */
-struct prefix_cache {
+ * len is SIZE_MAX when nothing is cached. One for the delivery (a flat
+ * document), one for the document being built (json-c). */
+struct prefix_key {
     char prefix[JPATH_LEN];
     size_t len;
-    int rc;            /* of looking the prefix up: 1 found, 0 absent */
+    int rc; /* of looking the prefix up: 1 found, 0 absent */
+};
+
+struct src_cache {
+    struct prefix_key key;
+    const lb_jnode *node; /* when rc == 1 */
+};
+
+struct dst_cache {
+    struct prefix_key key;
     json_object *node; /* when rc == 1 */
 };
 
@@ -60,9 +70,10 @@ struct prefix_cache {
  * grows and none of its objects is replaced, so a parent found in it stays
  * valid, while an absent one is not remembered (a later set may create it). */
 typedef struct nz {
-    json_object *root;
+    const lb_jnode *root;
     json_object *doc;
-    struct prefix_cache src, dst;
+    struct src_cache src;
+    struct dst_cache dst;
 } nz;
 
 struct synonym {
@@ -268,11 +279,11 @@ static json_object *normalize_status(const struct synonym *tab, size_t n, const 
 }
 
 /* String kinds. Returns 1 with *out set, 0 if there is nothing to store. */
-static int convert_string(const struct field_map *f, json_object *v, json_object **out, lb_error *err)
+static int convert_string(const struct field_map *f, const lb_jnode *v, json_object **out, lb_error *err)
 {
     const char *s = "";
     char cc[3];
-    if (lb_jval_string(v, f->src, &s, err) < 0)
+    if (lb_jnval_string(v, f->src, &s, err) < 0)
         return -1;
     if (*s == '\0')
         return 0; /* Hotmart sends "" for "no value" (affiliates, subscriber.phone) */
@@ -298,32 +309,45 @@ static int convert_string(const struct field_map *f, json_object *v, json_object
     return 1;
 }
 
-/* Reads v (present, not null) as f->kind into a new value *out. */
-static int convert(const struct field_map *f, json_object *v, json_object **out, lb_error *err)
+/* A number's text as json-c would write it back: a double as it was sent,
+ * an integer in its canonical decimal form. */
+static const char *number_text(const lb_jnode *v, char buf[24])
 {
-    char id[LB_ID_MAX];
+    if (v->type == json_type_double)
+        return v->str;
+    if (v->big)
+        snprintf(buf, 24, "%llu", (unsigned long long)v->u);
+    else
+        snprintf(buf, 24, "%lld", (long long)v->v.i);
+    return buf;
+}
+
+/* Reads v (present, not null) as f->kind into a new value *out. */
+static int convert(const struct field_map *f, const lb_jnode *v, json_object **out, lb_error *err)
+{
+    char id[LB_ID_MAX], num[24];
     int64_t i;
     double d;
     bool b;
     int rc;
     switch (f->kind) {
     case K_ID:
-        if ((rc = lb_jval_id(v, f->src, id, sizeof id, err)) == 1)
+        if ((rc = lb_jnval_id(v, f->src, id, sizeof id, err)) == 1)
             *out = json_object_new_string(id);
         return rc;
     case K_INT:
     case K_TIME:
-        rc = f->kind == K_INT ? lb_jval_int(v, f->src, &i, err) : lb_jval_time(v, f->src, &i, err);
+        rc = f->kind == K_INT ? lb_jnval_int(v, f->src, &i, err) : lb_jnval_time(v, f->src, &i, err);
         if (rc == 1)
             *out = json_object_new_int64(i);
         return rc;
     case K_NUM:
         /* Keep the sender's spelling (49.9, not 49.899999999999999). */
-        if ((rc = lb_jval_double(v, f->src, &d, err)) == 1)
-            *out = json_object_new_double_s(d, json_object_get_string(v));
+        if ((rc = lb_jnval_double(v, f->src, &d, err)) == 1)
+            *out = json_object_new_double_s(d, number_text(v, num));
         return rc;
     case K_BOOL:
-        if ((rc = lb_jval_bool(v, f->src, &b, err)) == 1)
+        if ((rc = lb_jnval_bool(v, f->src, &b, err)) == 1)
             *out = json_object_new_boolean(b);
         return rc;
     default:
@@ -331,29 +355,62 @@ static int convert(const struct field_map *f, json_object *v, json_object **out,
     }
 }
 
-/* Looks `path` up under `start` through the cache: the prefix (up to the
- * last '.') is resolved once for consecutive paths that share it. Errors
- * name the same offending prefix as a walk of the whole path would. An absent
- * prefix is remembered only where nothing can create it (`immutable`). */
-static int cached_get(struct prefix_cache *c, json_object *start, bool immutable, const char *path,
-                      json_object **out, lb_error *err)
+/* Whether path's prefix (up to its last '.', *len bytes) is the one the
+ * cache holds; if not, the cache takes it (looked up by the caller). */
+static bool prefix_cached(struct prefix_key *k, const char *path, size_t *len)
 {
     const char *dot = strrchr(path, '.');
-    size_t len = dot ? (size_t)(dot - path) : 0;
+    *len = (size_t)(dot - path);
+    if (k->len == *len && memcmp(k->prefix, path, *len) == 0)
+        return true;
+    memcpy(k->prefix, path, *len);
+    k->prefix[*len] = '\0';
+    return false;
+}
+
+static bool cacheable(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && (size_t)(dot - path) < JPATH_LEN;
+}
+
+/* Looks `path` up in the delivery through the cache: the prefix is resolved
+ * once for consecutive paths that share it (an absent one too: the delivery
+ * never changes). Errors name the same offending prefix as a walk of the
+ * whole path would. */
+static int cached_src(struct src_cache *c, const lb_jnode *root, const char *path, const lb_jnode **out,
+                      lb_error *err)
+{
+    size_t len;
     *out = NULL;
-    if (!dot || len >= sizeof c->prefix)
-        return lb_jget_node(start, path, out, err);
-    if (c->len != len || memcmp(c->prefix, path, len) != 0) {
-        memcpy(c->prefix, path, len);
-        c->prefix[len] = '\0';
-        c->rc = lb_jget_node(start, c->prefix, &c->node, err);
-        c->len = c->rc < 0 || (c->rc == 0 && !immutable) ? SIZE_MAX : len;
-        if (c->rc < 0)
+    if (!cacheable(path))
+        return lb_jnget_node(root, path, out, err);
+    if (!prefix_cached(&c->key, path, &len)) {
+        c->key.rc = lb_jnget_node(root, c->key.prefix, &c->node, err);
+        c->key.len = c->key.rc < 0 ? SIZE_MAX : len;
+        if (c->key.rc < 0)
             return -1;
     }
-    if (c->rc == 0)
+    if (c->key.rc == 0)
         return 0;
-    return lb_jget_node_at(c->node, path, len + 1, out, err);
+    return lb_jnget_node_at(c->node, path, len + 1, out, err);
+}
+
+/* The same in the document being built, where an absent prefix is not
+ * remembered (a later set may create it). */
+static int cached_dst(struct dst_cache *c, json_object *doc, const char *path, json_object **out)
+{
+    size_t len;
+    *out = NULL;
+    if (!cacheable(path))
+        return lb_jget_node(doc, path, out, NULL);
+    if (!prefix_cached(&c->key, path, &len)) {
+        c->key.rc = lb_jget_node(doc, c->key.prefix, &c->node, NULL);
+        c->key.len = c->key.rc == 1 ? len : SIZE_MAX;
+    }
+    if (c->key.rc != 1)
+        return c->key.rc;
+    return lb_jget_node_at(c->node, path, len + 1, out, NULL);
 }
 
 /* Sets doc[dst] = out. When the lookup just before found dst's parent, the
@@ -362,8 +419,8 @@ static int cached_get(struct prefix_cache *c, json_object *start, bool immutable
 static int store_leaf(nz *z, const char *dst, json_object *out, lb_error *err)
 {
     const char *leaf = strrchr(dst, '.');
-    bool parent_known = leaf && z->dst.len == (size_t)(leaf - dst) && z->dst.rc == 1 &&
-                        memcmp(z->dst.prefix, dst, z->dst.len) == 0 &&
+    bool parent_known = leaf && z->dst.key.len == (size_t)(leaf - dst) && z->dst.key.rc == 1 &&
+                        memcmp(z->dst.key.prefix, dst, z->dst.key.len) == 0 &&
                         json_object_is_type(z->dst.node, json_type_object);
     if (!parent_known || out == NULL)
         return lb_jset(z->doc, dst, out, err);
@@ -377,10 +434,11 @@ static int store_leaf(nz *z, const char *dst, json_object *out, lb_error *err)
 
 static int map_field(nz *z, const struct field_map *f, lb_error *err)
 {
-    json_object *v, *out = NULL;
-    if (cached_get(&z->dst, z->doc, false, f->dst, &v, NULL) == 1)
+    json_object *have, *out = NULL;
+    const lb_jnode *v;
+    if (cached_dst(&z->dst, z->doc, f->dst, &have) == 1)
         return 0; /* an earlier, preferred source filled it */
-    int rc = cached_get(&z->src, z->root, true, f->src, &v, err);
+    int rc = cached_src(&z->src, z->root, f->src, &v, err);
     if (rc <= 0)
         return rc;
     rc = convert(f, v, &out, err);
@@ -392,7 +450,7 @@ static int map_field(nz *z, const struct field_map *f, lb_error *err)
         return 0;
     char raw[JPATH_LEN];
     snprintf(raw, sizeof raw, "%s_raw", f->dst);
-    return lb_jset(z->doc, raw, json_object_new_string(json_object_get_string(v)), err);
+    return lb_jset(z->doc, raw, json_object_new_string_len(v->str, (int)v->str_len), err);
 }
 
 static int map_fields(nz *z, const struct field_map *rows, size_t n,
@@ -443,8 +501,8 @@ static int join_phone(nz *z, const char *base, lb_error *err)
         const char *area = "", *num = "";
         snprintf(area_path, sizeof area_path, "%s.%s", base, pairs[i][0]);
         snprintf(num_path, sizeof num_path, "%s.%s", base, pairs[i][1]);
-        if (lb_jget_string(z->root, area_path, &area, err) < 0 ||
-            lb_jget_string(z->root, num_path, &num, err) < 0)
+        if (lb_jnget_string(z->root, area_path, &area, err) < 0 ||
+            lb_jnget_string(z->root, num_path, &num, err) < 0)
             return -1;
         if (*num != '\0')
             return lb_jset(z->doc, "lead.phone", concat(area, num), err);
@@ -457,14 +515,14 @@ static int join_phone(nz *z, const char *base, lb_error *err)
 static int map_phone(nz *z, const char *base, lb_error *err)
 {
     char path[JPATH_LEN];
-    json_object *v;
+    const lb_jnode *v;
     if (lb_jget(z->doc, "lead.phone") != NULL)
         return 0;
     snprintf(path, sizeof path, "%s.phone", base);
-    int rc = lb_jget_node(z->root, path, &v, err);
+    int rc = lb_jnget_node(z->root, path, &v, err);
     if (rc <= 0)
         return rc;
-    if (json_object_is_type(v, json_type_object))
+    if (v->type == json_type_object)
         return join_phone(z, path, err);
     struct field_map f = {K_STR, path, "lead.phone"};
     return map_field(z, &f, err);
@@ -475,7 +533,7 @@ static int map_lead(nz *z, const char *base, lb_error *err)
 {
     char path[JPATH_LEN], email[LB_EMAIL_MAX + 1];
     snprintf(path, sizeof path, "%s.email", base);
-    int rc = lb_jget_email(z->root, path, email, sizeof email, err);
+    int rc = lb_jnget_email(z->root, path, email, sizeof email, err);
     if (rc < 0)
         return -1;
     if (rc == 0)
@@ -490,19 +548,19 @@ static int map_lead(nz *z, const char *base, lb_error *err)
  * often sends one element with empty strings when there is none. */
 static int map_affiliates(nz *z, lb_error *err)
 {
-    json_object *list;
-    int rc = lb_jget_node(z->root, "data.affiliates", &list, err);
+    const lb_jnode *list;
+    int rc = lb_jnget_node(z->root, "data.affiliates", &list, err);
     if (rc <= 0)
         return rc;
-    if (!json_object_is_type(list, json_type_array))
+    if (list->type != json_type_array)
         return lb_fail(err, "data.affiliates", "must be an array");
     const char *code = NULL;
-    size_t n = json_object_array_length(list);
+    size_t n = list->count;
     for (size_t i = 0; i < n && code == NULL; i++) {
         char path[JPATH_LEN];
         const char *c = NULL;
         snprintf(path, sizeof path, "data.affiliates[%zu].affiliate_code", i);
-        if (lb_jget_string(z->root, path, &c, err) < 0)
+        if (lb_jnget_string(z->root, path, &c, err) < 0)
             return -1;
         if (c != NULL && *c != '\0')
             code = c;
@@ -528,19 +586,19 @@ static int map_purchase_extra(nz *z, lb_error *err)
 /* SWITCH_PLAN lists the old and the new plan; current = true marks the new. */
 static int map_current_plan(nz *z, lb_error *err)
 {
-    json_object *plans;
-    int rc = lb_jget_node(z->root, "data.plans", &plans, err);
+    const lb_jnode *plans;
+    int rc = lb_jnget_node(z->root, "data.plans", &plans, err);
     if (rc <= 0)
         return rc;
-    if (!json_object_is_type(plans, json_type_array))
+    if (plans->type != json_type_array)
         return lb_fail(err, "data.plans", "must be an array");
-    size_t n = json_object_array_length(plans);
+    size_t n = plans->count;
     for (size_t i = 0; i < n; i++) {
         char base[40], path[JPATH_LEN]; /* "data.plans[" + 20 digits + "]" */
         bool current = false;
         snprintf(base, sizeof base, "data.plans[%zu]", i);
         snprintf(path, sizeof path, "%s.current", base);
-        if (lb_jget_bool(z->root, path, &current, err) < 0)
+        if (lb_jnget_bool(z->root, path, &current, err) < 0)
             return -1;
         if (current)
             return map_under(z, base, plan_fields, N_ELEMS(plan_fields), err);
@@ -579,12 +637,12 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
     static const char *const date_keys[] = {"creation_date", "creationDate"};
     char id[LB_ID_MAX];
     const char *name = NULL;
-    int rc = lb_jget_id(z->root, "id", id, sizeof id, err);
+    int rc = lb_jnget_id(z->root, "id", id, sizeof id, err);
     if (rc < 0)
         return -1;
     if (rc == 0)
         return lb_fail(err, "id", "is required");
-    if ((rc = lb_jget_string(z->root, "event", &name, err)) < 0)
+    if ((rc = lb_jnget_string(z->root, "event", &name, err)) < 0)
         return -1;
     if (rc == 0 || *name == '\0')
         return lb_fail(err, "event", "is required");
@@ -595,7 +653,7 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
     *event = name;
     for (size_t i = 0; i < N_ELEMS(date_keys); i++) {
         int64_t ms;
-        if ((rc = lb_jget_time(z->root, date_keys[i], &ms, err)) < 0)
+        if ((rc = lb_jnget_time(z->root, date_keys[i], &ms, err)) < 0)
             return -1;
         if (rc == 1)
             return lb_jset(z->doc, "occurred_at", json_object_new_int64(ms), err);
@@ -605,8 +663,8 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
 
 static int map_data(nz *z, const struct event_map *m, lb_error *err)
 {
-    json_object *data = lb_jget(z->root, "data");
-    if (!json_object_is_type(data, json_type_object))
+    const lb_jnode *data = NULL;
+    if (lb_jnget_node(z->root, "data", &data, NULL) != 1 || data->type != json_type_object)
         return lb_fail(err, "data", "must be an object");
     if (map_under(z, m->product, product_fields, N_ELEMS(product_fields), err) < 0 ||
         map_lead(z, m->lead, err) < 0 ||
@@ -634,16 +692,16 @@ static int build(nz *z, const struct event_map **mapped, lb_error *err)
     return lb_jset(z->doc, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(z->doc)), err);
 }
 
-int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
+int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
 {
     const struct event_map *m = NULL;
     memset(ev, 0, sizeof *ev);
-    if (!json_object_is_type(root, json_type_object))
+    if (!root || root->type != json_type_object)
         return lb_fail(err, "", "the body must be a JSON object");
     json_object *doc = json_object_new_object();
     if (doc == NULL)
         return lb_fail(err, "", "out of memory");
-    nz z = {.root = root, .doc = doc, .src = {.len = SIZE_MAX}, .dst = {.len = SIZE_MAX}};
+    nz z = {.root = root, .doc = doc, .src.key.len = SIZE_MAX, .dst.key.len = SIZE_MAX};
     if (build(&z, &m, err) < 0) {
         json_object_put(doc);
         return -1;
@@ -652,11 +710,36 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     return 0;
 }
 
-const char *lb_hotmart_body_hottok(json_object *root)
+int lb_hotmart_normalize_text(const char *text, size_t len, lb_event *ev, lb_error *err)
+{
+    char why[160];
+    memset(ev, 0, sizeof *ev);
+    lb_jflat *f = lb_jflat_new();
+    if (!f)
+        return lb_fail(err, "", "out of memory");
+    const lb_jnode *root = lb_jflat_parse(f, text, len, SIZE_MAX, why, sizeof why);
+    int rc = root ? lb_hotmart_normalize_flat(root, ev, err) : lb_fail(err, "", "not valid JSON: %s", why);
+    lb_jflat_free(f);
+    return rc;
+}
+
+int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
+{
+    size_t len;
+    memset(ev, 0, sizeof *ev);
+    if (!json_object_is_type(root, json_type_object))
+        return lb_fail(err, "", "the body must be a JSON object");
+    const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+    if (!text)
+        return lb_fail(err, "", "out of memory");
+    return lb_hotmart_normalize_text(text, len, ev, err);
+}
+
+const char *lb_hotmart_body_hottok(const lb_jnode *root)
 {
     const char *tok = NULL;
     /* A token with an embedded NUL would compare as its prefix: refuse it. */
-    if (lb_jval_string(lb_jget(root, "hottok"), "hottok", &tok, NULL) != 1)
+    if (lb_jnval_string(lb_jnode_member(root, "hottok", 6), "hottok", &tok, NULL) != 1)
         return NULL;
     return tok;
 }

@@ -10,17 +10,22 @@
 
 #include "error.h"
 #include "event.h"
+#include "json_flat.h"
 
-/* Normalizes a parsed 2.0.0 delivery. On success returns 0 and fills ev
- * (ev->doc is a new document; `root` is not kept). On bad input returns -1
- * and names the field in err (e.g. "data.buyer.email"). */
+/* Normalizes a parsed 2.0.0 delivery (json_flat.h). On success returns 0
+ * and fills ev (ev->doc is a new document; nothing of `root` is kept). On
+ * bad input returns -1 and names the field in err (e.g. "data.buyer.email"). */
+int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err);
+/* The same from JSON text (any nesting depth), and from a json-c document
+ * (written out and read back: for tools and tests, not the hot path). */
+int lb_hotmart_normalize_text(const char *text, size_t len, lb_event *ev, lb_error *err);
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
 
 /* Whether a normalized document is a Hotmart "send test" delivery. */
 bool lb_hotmart_is_send_test(json_object *doc);
 
 /* The top-level body "hottok" of a 2.0.0 delivery, or NULL. */
-const char *lb_hotmart_body_hottok(json_object *root);
+const char *lb_hotmart_body_hottok(const lb_jnode *root);
 
 /* Normalizes a 1.0 form-encoded postback (body as received, not NUL-terminated).
  * The "hottok" field is returned through *hottok_out (malloc'd, caller frees;

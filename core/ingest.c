@@ -51,6 +51,7 @@ struct lb_ingest {
     const lb_config *cfg;
     struct event *commit_ev;
     json_tokener *tok; /* reused: a new one per body costs a 2 KiB allocation */
+    lb_jflat *flat;    /* reused: Hotmart deliveries are read without a json-c tree */
     batch *open;  /* collecting this turn's requests */
     batch *spare; /* a finished batch kept for the next turn: its item array
                    * is tens of KiB, and allocating that per commit made glibc
@@ -338,6 +339,29 @@ static void reply_unauthorized(lb_ingest *ing, lb_http_request *req, const char 
     lb_http_reply_error(req, 401, "unauthorized", why, NULL, NULL);
 }
 
+static void reply_malformed(lb_http_request *req, const char *msg)
+{
+    lb_http_reply_error(req, 400, "malformed_json", msg, NULL, NULL);
+}
+
+/* Reads the whole body as one JSON object into the reused flat document, or
+ * answers 400 and returns NULL. Nesting is capped as for json-c (64). */
+static const lb_jnode *parse_flat_object(lb_ingest *ing, lb_http_request *req)
+{
+    size_t len;
+    const char *body = lb_http_request_body(req, &len);
+    char why[120], msg[160];
+    const lb_jnode *root = lb_jflat_parse(ing->flat, body, len, 64, why, sizeof why);
+    if (root && root->type == json_type_object)
+        return root;
+    if (root)
+        snprintf(msg, sizeof msg, "body must be a JSON object");
+    else
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s", why);
+    reply_malformed(req, msg);
+    return NULL;
+}
+
 /* Parses the whole body as one JSON object, or answers 400 and returns NULL. */
 static json_object *parse_json_object(lb_ingest *ing, lb_http_request *req)
 {
@@ -358,7 +382,7 @@ static json_object *parse_json_object(lb_ingest *ing, lb_http_request *req)
     else
         snprintf(msg, sizeof msg, "body is not valid JSON: %s", json_tokener_error_desc(jerr));
     json_object_put(root);
-    lb_http_reply_error(req, 400, "malformed_json", msg, NULL, NULL);
+    reply_malformed(req, msg);
     return NULL;
 }
 
@@ -372,19 +396,16 @@ static void park_or_refuse(lb_ingest *ing, lb_http_request *req, lb_event *ev, c
     }
 }
 
-/* Normalizes a parsed JSON body (which it releases) and parks the event, or
- * answers 400 naming the field. */
-static void normalize_and_park(lb_ingest *ing, lb_http_request *req, json_object *root, const lb_account *acct,
-                               int (*normalize)(json_object *, lb_event *, lb_error *))
+
+/* After a JSON body was normalized (rc 0) or refused (rc -1, err names the
+ * field): park the event, or answer 400. */
+static void park_if_valid(lb_ingest *ing, lb_http_request *req, int rc, lb_event *ev, const lb_error *err,
+                          const lb_account *acct)
 {
-    lb_event ev = {0};
-    lb_error err = {0};
-    int rc = normalize(root, &ev, &err);
-    json_object_put(root);
     if (rc)
-        reply_bad_event(req, &err);
+        reply_bad_event(req, err);
     else
-        park_or_refuse(ing, req, &ev, acct, "application/json");
+        park_or_refuse(ing, req, ev, acct, "application/json");
 }
 
 /* ---- POST /webhooks/hotmart ------------------------------------------------ */
@@ -398,19 +419,21 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
         reply_unauthorized(ing, req, "/webhooks/hotmart", "wrong hottok");
         return;
     }
-    json_object *root = parse_json_object(ing, req);
+    const lb_jnode *root = parse_flat_object(ing, req);
     if (!root)
         return;
     if (!acct) {
         const char *body_tok = lb_hotmart_body_hottok(root);
         acct = body_tok ? lb_account_by_hottok(ing->cfg, body_tok, strlen(body_tok)) : NULL;
         if (!acct) {
-            json_object_put(root);
             reply_unauthorized(ing, req, "/webhooks/hotmart", body_tok ? "wrong hottok" : "missing hottok");
             return;
         }
     }
-    normalize_and_park(ing, req, root, acct, lb_hotmart_normalize);
+    lb_event ev = {0};
+    lb_error err = {0};
+    int rc = lb_hotmart_normalize_flat(root, &ev, &err);
+    park_if_valid(ing, req, rc, &ev, &err, acct);
 }
 
 static void hotmart_form(lb_ingest *ing, lb_http_request *req)
@@ -479,7 +502,11 @@ void lb_ingest_events(lb_http_request *req, void *ctx)
     json_object *root = parse_json_object(ing, req);
     if (!root)
         return;
-    normalize_and_park(ing, req, root, acct, lb_canonical_normalize);
+    lb_event ev = {0};
+    lb_error err = {0};
+    int rc = lb_canonical_normalize(root, &ev, &err);
+    json_object_put(root);
+    park_if_valid(ing, req, rc, &ev, &err, acct);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -495,11 +522,13 @@ lb_ingest *lb_ingest_new(struct event_base *base, lb_store_writer *writer, lb_me
     ing->cfg = cfg;
     ing->commit_ev = event_new(base, -1, 0, on_commit, ing);
     ing->tok = json_tokener_new_ex(64);
-    if (!ing->commit_ev || !ing->tok) {
+    ing->flat = lb_jflat_new();
+    if (!ing->commit_ev || !ing->tok || !ing->flat) {
         if (ing->commit_ev)
             event_free(ing->commit_ev);
         if (ing->tok)
             json_tokener_free(ing->tok);
+        lb_jflat_free(ing->flat);
         free(ing);
         return NULL;
     }
@@ -587,6 +616,7 @@ void lb_ingest_free(lb_ingest *ing)
     }
     event_free(ing->commit_ev);
     json_tokener_free(ing->tok);
+    lb_jflat_free(ing->flat);
     lb_club_state_free(ing->club);
     free(ing);
 }

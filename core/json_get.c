@@ -131,34 +131,149 @@ const char *lb_jstr(json_object *root, const char *path)
     return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-/* ---- typed checks of one value ---------------------------------------- */
+/* ---- the same walk over a flat document (json_flat.h) -------------------- */
 
-int lb_jval_string(json_object *v, const char *name, const char **out, lb_error *err)
+/* step() for flat nodes: JSON null counts as absent, as json-c's NULL does. */
+static int flat_step(const lb_jnode *cur, const char *path, size_t off, const struct segment *seg,
+                     const lb_jnode **out, lb_error *err)
 {
-    if (v == NULL)
+    if (cur->type != json_type_object)
+        return fail_prefix(err, path, off ? off - 1 : 0, off ? "must be an object" : "must be a JSON object");
+    const lb_jnode *v = lb_jnode_member(cur, seg->key, strlen(seg->key));
+    if (!v || v->type == json_type_null)
         return 0;
-    if (!json_object_is_type(v, json_type_string))
-        return lb_fail(err, name, "must be a string");
-    const char *s = json_object_get_string(v);
-    if (strlen(s) != (size_t)json_object_get_string_len(v))
-        return lb_fail(err, name, "must not contain NUL characters");
-    *out = s;
+    if (seg->index >= 0) {
+        if (v->type != json_type_array)
+            return fail_prefix(err, path, seg->key_end, "must be an array");
+        v = lb_jnode_at(v, (size_t)seg->index);
+        if (!v || v->type == json_type_null)
+            return 0;
+    }
+    *out = v;
     return 1;
 }
 
-int lb_jval_id(json_object *v, const char *name, char *buf, size_t cap, lb_error *err)
+int lb_jnget_node_at(const lb_jnode *start, const char *path, size_t off, const lb_jnode **out, lb_error *err)
 {
-    if (v == NULL)
+    const lb_jnode *cur = start;
+    *out = NULL;
+    if (!cur || cur->type == json_type_null)
         return 0;
-    if (json_object_is_type(v, json_type_int)) {
-        /* json-c's own spelling, right for ids past INT64_MAX (kept as uint64) too */
-        snprintf(buf, cap, "%s", json_object_get_string(v));
+    while (path[off] != '\0') {
+        struct segment seg;
+        long next = next_segment(path, off, &seg);
+        if (next < 0)
+            return lb_fail(err, path, "is not a valid path");
+        int rc = flat_step(cur, path, off, &seg, &cur, err);
+        if (rc <= 0)
+            return rc;
+        off = (size_t)next;
+    }
+    *out = cur;
+    return 1;
+}
+
+int lb_jnget_node(const lb_jnode *root, const char *path, const lb_jnode **out, lb_error *err)
+{
+    return lb_jnget_node_at(root, path, 0, out, err);
+}
+
+/* ---- typed checks of one value ---------------------------------------- */
+
+/* A value as the typed checks see it, whichever reader produced it: the
+ * rules live once, in the check_* functions, for json-c values (lb_jval_*)
+ * and flat nodes (lb_jnval_*) alike. */
+typedef struct scalar {
+    enum json_type type; /* json_type_null when absent */
+    const char *s;       /* string: the text */
+    size_t len;
+    int64_t i;           /* int: the int64 view */
+    double d;            /* int or double */
+    bool b;
+    bool big;            /* int above INT64_MAX, kept as u */
+    uint64_t u;
+} scalar;
+
+static scalar from_json(json_object *v)
+{
+    scalar sc = {.type = v ? json_object_get_type(v) : json_type_null};
+    switch (sc.type) {
+    case json_type_string:
+        sc.s = json_object_get_string(v);
+        sc.len = (size_t)json_object_get_string_len(v);
+        break;
+    case json_type_int:
+        sc.i = json_object_get_int64(v);
+        sc.d = json_object_get_double(v);
+        sc.u = json_object_get_uint64(v);
+        sc.big = sc.i == INT64_MAX && sc.u > (uint64_t)INT64_MAX;
+        break;
+    case json_type_double:
+        sc.d = json_object_get_double(v);
+        break;
+    case json_type_boolean:
+        sc.b = json_object_get_boolean(v);
+        break;
+    default:
+        break;
+    }
+    return sc;
+}
+
+static scalar from_node(const lb_jnode *n)
+{
+    scalar sc = {.type = n ? n->type : json_type_null};
+    switch (sc.type) {
+    case json_type_string:
+        sc.s = n->str;
+        sc.len = n->str_len;
+        break;
+    case json_type_int:
+        sc.i = n->v.i;
+        sc.big = n->big;
+        sc.u = n->u;
+        sc.d = n->big ? (double)n->u : (double)n->v.i;
+        break;
+    case json_type_double:
+        sc.d = n->v.d;
+        break;
+    case json_type_boolean:
+        sc.b = n->v.b;
+        break;
+    default:
+        break;
+    }
+    return sc;
+}
+
+static int check_string(const scalar *v, const char *name, const char **out, lb_error *err)
+{
+    if (v->type == json_type_null)
+        return 0;
+    if (v->type != json_type_string)
+        return lb_fail(err, name, "must be a string");
+    if (strlen(v->s) != v->len)
+        return lb_fail(err, name, "must not contain NUL characters");
+    *out = v->s;
+    return 1;
+}
+
+static int check_id(const scalar *v, const char *name, char *buf, size_t cap, lb_error *err)
+{
+    if (v->type == json_type_null)
+        return 0;
+    if (v->type == json_type_int) {
+        /* json-c's spelling, right for ids past INT64_MAX (kept as uint64) too */
+        if (v->big)
+            snprintf(buf, cap, "%llu", (unsigned long long)v->u);
+        else
+            snprintf(buf, cap, "%lld", (long long)v->i);
         return 1;
     }
-    if (!json_object_is_type(v, json_type_string))
+    if (v->type != json_type_string)
         return lb_fail(err, name, "must be an integer or a string");
     const char *s = "";
-    if (lb_jval_string(v, name, &s, err) < 0)
+    if (check_string(v, name, &s, err) < 0)
         return -1;
     if (*s == '\0')
         return 0;
@@ -178,52 +293,50 @@ static bool integral_double(double d, int64_t *out)
     return true;
 }
 
-int lb_jval_int(json_object *v, const char *name, int64_t *out, lb_error *err)
+static int check_int(const scalar *v, const char *name, int64_t *out, lb_error *err)
 {
-    if (v == NULL)
+    if (v->type == json_type_null)
         return 0;
-    if (json_object_is_type(v, json_type_int)) {
-        *out = json_object_get_int64(v);
+    if (v->type == json_type_int) {
+        *out = v->i;
         return 1;
     }
-    if (json_object_is_type(v, json_type_double) && integral_double(json_object_get_double(v), out))
+    if (v->type == json_type_double && integral_double(v->d, out))
         return 1;
     return lb_fail(err, name, "must be an integer");
 }
 
-int lb_jval_double(json_object *v, const char *name, double *out, lb_error *err)
+static int check_double(const scalar *v, const char *name, double *out, lb_error *err)
 {
-    if (v == NULL)
+    if (v->type == json_type_null)
         return 0;
-    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+    if (v->type != json_type_int && v->type != json_type_double)
         return lb_fail(err, name, "must be a number");
-    double d = json_object_get_double(v);
-    if (!isfinite(d))
+    if (!isfinite(v->d))
         return lb_fail(err, name, "must be a finite number");
-    *out = d;
+    *out = v->d;
     return 1;
 }
 
-int lb_jval_bool(json_object *v, const char *name, bool *out, lb_error *err)
+static int check_bool(const scalar *v, const char *name, bool *out, lb_error *err)
 {
-    if (v == NULL)
+    if (v->type == json_type_null)
         return 0;
-    if (!json_object_is_type(v, json_type_boolean))
+    if (v->type != json_type_boolean)
         return lb_fail(err, name, "must be a boolean");
-    *out = json_object_get_boolean(v);
+    *out = v->b;
     return 1;
 }
 
-int lb_jval_time(json_object *v, const char *name, int64_t *out, lb_error *err)
+static int check_time(const scalar *v, const char *name, int64_t *out, lb_error *err)
 {
     static const char why[] = "must be epoch milliseconds or an ISO-8601 date";
-    if (v == NULL)
+    if (v->type == json_type_null)
         return 0;
-    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
-        return lb_jval_int(v, name, out, NULL) == 1 ? 1 : lb_fail(err, name, "%s", why);
+    if (v->type == json_type_int || v->type == json_type_double)
+        return check_int(v, name, out, NULL) == 1 ? 1 : lb_fail(err, name, "%s", why);
     const char *s = NULL;
-    if (!json_object_is_type(v, json_type_string) || lb_jval_string(v, name, &s, NULL) < 0 ||
-        lb_time_parse(s, out) < 0)
+    if (v->type != json_type_string || check_string(v, name, &s, NULL) < 0 || lb_time_parse(s, out) < 0)
         return lb_fail(err, name, "%s", why);
     return 1;
 }
@@ -233,10 +346,10 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
-int lb_jval_email(json_object *v, const char *name, char *buf, size_t cap, lb_error *err)
+static int check_email(const scalar *v, const char *name, char *buf, size_t cap, lb_error *err)
 {
     const char *s = "";
-    int rc = lb_jval_string(v, name, &s, err);
+    int rc = check_string(v, name, &s, err);
     if (rc <= 0)
         return rc;
     while (is_space(*s))
@@ -247,6 +360,47 @@ int lb_jval_email(json_object *v, const char *name, char *buf, size_t cap, lb_er
         return lb_fail(err, name, "must be an e-mail address");
     return 1;
 }
+
+/* The same checks by representation: build the view, run the rule. */
+#define DEFINE_CHECKS(prefix, value_t, view)                                                        \
+    int prefix##string(value_t v, const char *name, const char **out, lb_error *err)              \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_string(&sc, name, out, err);                                                  \
+    }                                                                                               \
+    int prefix##id(value_t v, const char *name, char *buf, size_t cap, lb_error *err)              \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_id(&sc, name, buf, cap, err);                                                 \
+    }                                                                                               \
+    int prefix##int(value_t v, const char *name, int64_t *out, lb_error *err)                      \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_int(&sc, name, out, err);                                                     \
+    }                                                                                               \
+    int prefix##double(value_t v, const char *name, double *out, lb_error *err)                    \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_double(&sc, name, out, err);                                                  \
+    }                                                                                               \
+    int prefix##bool(value_t v, const char *name, bool *out, lb_error *err)                        \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_bool(&sc, name, out, err);                                                    \
+    }                                                                                               \
+    int prefix##time(value_t v, const char *name, int64_t *out, lb_error *err)                     \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_time(&sc, name, out, err);                                                    \
+    }                                                                                               \
+    int prefix##email(value_t v, const char *name, char *buf, size_t cap, lb_error *err)           \
+    {                                                                                               \
+        scalar sc = view(v);                                                                        \
+        return check_email(&sc, name, buf, cap, err);                                              \
+    }
+
+DEFINE_CHECKS(lb_jval_, json_object *, from_json)
+DEFINE_CHECKS(lb_jnval_, const lb_jnode *, from_node)
 
 /* ---- getters by path: lookup, then the typed check --------------------- */
 
@@ -522,4 +676,41 @@ void lb_event_bind(lb_event *ev, json_object *doc, const char *source, const cha
     ev->lead_email = lb_jstr(doc, "lead.email");
     ev->test = json_object_get_boolean(lb_jget(doc, "test"));
     ev->ignored = json_object_get_boolean(lb_jget(doc, "ignored"));
+}
+
+/* ---- flat getters by path ------------------------------------------------ */
+
+int lb_jnget_string(const lb_jnode *root, const char *path, const char **out, lb_error *err)
+{
+    const lb_jnode *v;
+    int rc = lb_jnget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jnval_string(v, path, out, err);
+}
+
+int lb_jnget_id(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err)
+{
+    const lb_jnode *v;
+    int rc = lb_jnget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jnval_id(v, path, buf, cap, err);
+}
+
+int lb_jnget_time(const lb_jnode *root, const char *path, int64_t *out, lb_error *err)
+{
+    const lb_jnode *v;
+    int rc = lb_jnget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jnval_time(v, path, out, err);
+}
+
+int lb_jnget_bool(const lb_jnode *root, const char *path, bool *out, lb_error *err)
+{
+    const lb_jnode *v;
+    int rc = lb_jnget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jnval_bool(v, path, out, err);
+}
+
+int lb_jnget_email(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err)
+{
+    const lb_jnode *v;
+    int rc = lb_jnget_node(root, path, &v, err);
+    return rc <= 0 ? rc : lb_jnval_email(v, path, buf, cap, err);
 }

@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "event.h"
+#include "json_flat.h"
 
 #define LB_EMAIL_MAX 254 /* RFC 5321 path limit; a longer "address" is not one */
 #define LB_ID_MAX 128    /* ids and dedupe keys; Hotmart's are 36-char UUIDs */
@@ -62,6 +63,23 @@ int lb_jget_int(json_object *root, const char *path, int64_t *out, lb_error *err
 int lb_jget_double(json_object *root, const char *path, double *out, lb_error *err);
 int lb_jget_bool(json_object *root, const char *path, bool *out, lb_error *err);
 int lb_jget_email(json_object *root, const char *path, char *buf, size_t cap, lb_error *err);
+
+/* The same lookups and checks over a flat document (json_flat.h), with the
+ * same conventions and error texts; JSON null counts as absent. */
+int lb_jnget_node(const lb_jnode *root, const char *path, const lb_jnode **out, lb_error *err);
+int lb_jnget_node_at(const lb_jnode *start, const char *path, size_t off, const lb_jnode **out, lb_error *err);
+int lb_jnval_string(const lb_jnode *v, const char *name, const char **out, lb_error *err);
+int lb_jnval_id(const lb_jnode *v, const char *name, char *buf, size_t cap, lb_error *err);
+int lb_jnval_time(const lb_jnode *v, const char *name, int64_t *out, lb_error *err);
+int lb_jnval_int(const lb_jnode *v, const char *name, int64_t *out, lb_error *err);
+int lb_jnval_double(const lb_jnode *v, const char *name, double *out, lb_error *err);
+int lb_jnval_bool(const lb_jnode *v, const char *name, bool *out, lb_error *err);
+int lb_jnval_email(const lb_jnode *v, const char *name, char *buf, size_t cap, lb_error *err);
+int lb_jnget_string(const lb_jnode *root, const char *path, const char **out, lb_error *err);
+int lb_jnget_id(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err);
+int lb_jnget_time(const lb_jnode *root, const char *path, int64_t *out, lb_error *err);
+int lb_jnget_bool(const lb_jnode *root, const char *path, bool *out, lb_error *err);
+int lb_jnget_email(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err);
 
 /* Sets root[path] = val, creating intermediate objects (no array indexes).
  * Takes ownership of val, also on failure. Returns 0, or -1 with err naming
