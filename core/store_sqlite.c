@@ -113,6 +113,10 @@ static const char *const migrations[] = {
     /* 4: no query reads events by product and type; the index cost every
      * stored event a b-tree insert and its pages in each commit */
     "DROP INDEX IF EXISTS events_by_product;",
+    /* 5: nor by lead; with buyers spread over the tree, each event dirtied a
+     * leaf of it in the WAL and again at the checkpoint: 2.5 of 13.7 KB of
+     * disk writes per event (docs/benchmarks.md) */
+    "DROP INDEX IF EXISTS events_by_lead;",
 };
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
