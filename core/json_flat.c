@@ -217,7 +217,8 @@ static int escape(parser *P, char **d)
 
 /* The string starting at P->p (its opening quote), decoded into the arena.
  * Raw control characters are kept: json-c takes them, and refusing a
- * delivery for a stray tab in a name would lose it. */
+ * delivery for a stray tab in a name would lose it. A raw NUL byte is
+ * refused, as json-c does (it ends its input there). */
 static int read_string(parser *P, const char **out, uint32_t *out_len)
 {
     lb_jflat *f = P->f;
@@ -225,11 +226,11 @@ static int read_string(parser *P, const char **out, uint32_t *out_len)
     P->p++;
     for (;;) {
         const char *run = P->p;
-        while (P->p < P->end && *P->p != '"' && *P->p != '\\')
+        while (P->p < P->end && *P->p != '"' && *P->p != '\\' && *P->p != '\0')
             P->p++;
         memcpy(d, run, (size_t)(P->p - run));
         d += P->p - run;
-        if (P->p >= P->end)
+        if (P->p >= P->end || *P->p == '\0')
             return fail_at(P, "a closing quote");
         if (*P->p++ == '"')
             break;

@@ -1,6 +1,8 @@
-/* json_get.c: path lookup, typed getters and value normalizers over json-c.
- * Every function here must survive any input document: wrong types at any
- * level, JSON null, embedded NULs, huge strings, NaN (json-c parses it). */
+/* json_get.c: path lookup, typed getters and value normalizers over json-c
+ * documents and flat ones (json_flat.h), with one set of typed rules for
+ * both. Every function here must survive any input document: wrong types at
+ * any level, JSON null, embedded NULs, huge strings, NaN (both readers take
+ * it). */
 #include "json_get.h"
 
 #include <math.h>

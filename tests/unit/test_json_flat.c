@@ -145,6 +145,15 @@ static const struct {
     {"[\x01]", "byte 0x01"},
 };
 
+START_TEST(raw_nul_is_refused)
+{
+    /* json-c stops reading at a NUL byte; so must we, even inside a string */
+    static const char text[] = "{\"a\":\"x\0y\"}";
+    ck_assert_ptr_null(lb_jflat_parse(flat, text, sizeof text - 1, 64, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "byte 0x00"));
+}
+END_TEST
+
 START_TEST(bad_input_says_why)
 {
     ck_assert_ptr_null(parse(bad[_i].text));
@@ -325,6 +334,7 @@ int main(void)
     tcase_add_test(tc, numbers_as_json_c_reads_them);
     tcase_add_test(tc, repeated_keys_last_wins);
     tcase_add_loop_test(tc, bad_input_says_why, 0, sizeof bad / sizeof *bad);
+    tcase_add_test(tc, raw_nul_is_refused);
     tcase_add_test(tc, nesting_is_capped_and_costs_no_stack);
     tcase_add_test(tc, text_need_not_be_terminated);
     tcase_add_loop_test(tc, agrees_with_json_c_on_mutated_fixtures, 0, sizeof fixtures / sizeof *fixtures);
