@@ -432,6 +432,17 @@ static int store_leaf(nz *z, const char *dst, json_object *out, lb_error *err)
     return 0;
 }
 
+/* Sets a top-level member the document does not have yet, under `key`, a
+ * string literal: no copy of the key, no lookup. */
+static int set_top(nz *z, const char *key, json_object *val, lb_error *err)
+{
+    if (val && json_object_object_add_ex(z->doc, key, val,
+                                         JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) == 0)
+        return 0;
+    json_object_put(val);
+    return lb_fail(err, key, "cannot be stored");
+}
+
 static int map_field(nz *z, const struct field_map *f, lb_error *err)
 {
     json_object *have, *out = NULL;
@@ -466,9 +477,17 @@ static int map_fields(nz *z, const struct field_map *rows, size_t n,
 static int map_under(nz *z, const char *base,
                      const struct field_map *rows, size_t n, lb_error *err)
 {
+    char src[JPATH_LEN];
+    size_t base_len = strlen(base);
+    if (base_len + 1 >= sizeof src)
+        return lb_fail(err, base, "is not a valid path");
+    memcpy(src, base, base_len);
+    src[base_len] = '.';
     for (size_t i = 0; i < n; i++) {
-        char src[JPATH_LEN];
-        snprintf(src, sizeof src, "%s.%s", base, rows[i].src);
+        size_t rel = strlen(rows[i].src);
+        if (base_len + 1 + rel >= sizeof src)
+            return lb_fail(err, base, "is not a valid path");
+        memcpy(src + base_len + 1, rows[i].src, rel + 1);
         struct field_map f = {rows[i].kind, src, rows[i].dst};
         if (map_field(z, &f, err) < 0)
             return -1;
@@ -646,9 +665,9 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
         return -1;
     if (rc == 0 || *name == '\0')
         return lb_fail(err, "event", "is required");
-    if (lb_jset(z->doc, "id", json_object_new_string(id), err) < 0 ||
-        lb_jset(z->doc, "source", json_object_new_string("hotmart"), err) < 0 ||
-        lb_jset(z->doc, "source_type", json_object_new_string(name), err) < 0)
+    if (set_top(z, "id", json_object_new_string(id), err) < 0 ||
+        set_top(z, "source", json_object_new_string("hotmart"), err) < 0 ||
+        set_top(z, "source_type", json_object_new_string(name), err) < 0)
         return -1;
     *event = name;
     for (size_t i = 0; i < N_ELEMS(date_keys); i++) {
@@ -656,7 +675,7 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
         if ((rc = lb_jnget_time(z->root, date_keys[i], &ms, err)) < 0)
             return -1;
         if (rc == 1)
-            return lb_jset(z->doc, "occurred_at", json_object_new_int64(ms), err);
+            return set_top(z, "occurred_at", json_object_new_int64(ms), err);
     }
     return 0; /* no date: occurred_at is omitted, never invented */
 }
@@ -682,14 +701,14 @@ static int build(nz *z, const struct event_map **mapped, lb_error *err)
         return -1;
     const struct event_map *m = find_event(name);
     *mapped = m;
-    if (lb_jset(z->doc, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
-        lb_jset(z->doc, "ignored", json_object_new_boolean(m == NULL), err) < 0)
+    if (set_top(z, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
+        set_top(z, "ignored", json_object_new_boolean(m == NULL), err) < 0)
         return -1;
     /* Unknown events (ORDER_FULFILLMENT, misspellings): their data has no
      * known shape, so nothing in it is read or can fail (spec 8.10). */
     if (m != NULL && map_data(z, m, err) < 0)
         return -1;
-    return lb_jset(z->doc, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(z->doc)), err);
+    return set_top(z, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(z->doc)), err);
 }
 
 int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)

@@ -135,19 +135,39 @@ const char *lb_jstr(json_object *root, const char *path)
 
 /* ---- the same walk over a flat document (json_flat.h) -------------------- */
 
-/* step() for flat nodes: JSON null counts as absent, as json-c's NULL does. */
-static int flat_step(const lb_jnode *cur, const char *path, size_t off, const struct segment *seg,
-                     const lb_jnode **out, lb_error *err)
+/* step() for flat nodes, reading the segment in place (flat lookups take a
+ * key and its length, so nothing is copied): JSON null counts as absent, as
+ * json-c's NULL does. Returns the offset of the next segment in *next. */
+static int flat_step(const lb_jnode *cur, const char *path, size_t off, size_t *next, const lb_jnode **out,
+                     lb_error *err)
 {
+    const char *key = path + off;
+    size_t n = strcspn(key, ".[");
+    long index = -1;
+    const char *p = key + n;
+    if (n == 0 || n >= SEG_MAX)
+        return lb_fail(err, path, "is not a valid path");
+    if (*p == '[') {
+        char *end;
+        index = strtol(p + 1, &end, 10);
+        if (end == p + 1 || *end != ']' || index < 0)
+            return lb_fail(err, path, "is not a valid path");
+        p = end + 1;
+    }
+    if (*p == '.' && p[1] != '\0')
+        p++;
+    else if (*p != '\0')
+        return lb_fail(err, path, "is not a valid path");
+    *next = (size_t)(p - path);
     if (cur->type != json_type_object)
         return fail_prefix(err, path, off ? off - 1 : 0, off ? "must be an object" : "must be a JSON object");
-    const lb_jnode *v = lb_jnode_member(cur, seg->key, strlen(seg->key));
+    const lb_jnode *v = lb_jnode_member(cur, key, n);
     if (!v || v->type == json_type_null)
         return 0;
-    if (seg->index >= 0) {
+    if (index >= 0) {
         if (v->type != json_type_array)
-            return fail_prefix(err, path, seg->key_end, "must be an array");
-        v = lb_jnode_at(v, (size_t)seg->index);
+            return fail_prefix(err, path, off + n, "must be an array");
+        v = lb_jnode_at(v, (size_t)index);
         if (!v || v->type == json_type_null)
             return 0;
     }
@@ -162,14 +182,9 @@ int lb_jnget_node_at(const lb_jnode *start, const char *path, size_t off, const 
     if (!cur || cur->type == json_type_null)
         return 0;
     while (path[off] != '\0') {
-        struct segment seg;
-        long next = next_segment(path, off, &seg);
-        if (next < 0)
-            return lb_fail(err, path, "is not a valid path");
-        int rc = flat_step(cur, path, off, &seg, &cur, err);
+        int rc = flat_step(cur, path, off, &off, &cur, err);
         if (rc <= 0)
             return rc;
-        off = (size_t)next;
     }
     *out = cur;
     return 1;
