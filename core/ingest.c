@@ -396,7 +396,6 @@ static void park_or_refuse(lb_ingest *ing, lb_http_request *req, lb_event *ev, c
     }
 }
 
-
 /* After a JSON body was normalized (rc 0) or refused (rc -1, err names the
  * field): park the event, or answer 400. */
 static void park_if_valid(lb_ingest *ing, lb_http_request *req, int rc, lb_event *ev, const lb_error *err,

@@ -78,19 +78,19 @@ static int fail_oom(parser *P)
 
 /* ---- storage --------------------------------------------------------------- */
 
-static int grow(void **v, size_t *cap, size_t need, size_t size)
+/* v with room for `need` elements of `size` (capacity *cap, updated), or
+ * NULL (v untouched) if it cannot grow. */
+static void *grown(void *v, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
-        return 0;
+        return v;
     size_t n = *cap ? *cap : 64;
     while (n < need)
         n *= 2;
-    void *grown = realloc(*v, n * size);
-    if (!grown)
-        return -1;
-    *v = grown;
-    *cap = n;
-    return 0;
+    void *bigger = realloc(v, n * size);
+    if (bigger)
+        *cap = n;
+    return bigger;
 }
 
 /* A new node of `type`, linked as the next child of the innermost open
@@ -98,8 +98,10 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 static long add_node(parser *P, enum json_type type, const char *key, uint32_t key_len)
 {
     lb_jflat *f = P->f;
-    if (grow((void **)&f->nodes, &f->cap_nodes, f->n_nodes + 1, sizeof *f->nodes))
+    lb_jnode *nodes = grown(f->nodes, &f->cap_nodes, f->n_nodes + 1, sizeof *f->nodes);
+    if (!nodes)
         return fail_oom(P);
+    f->nodes = nodes;
     uint32_t idx = (uint32_t)f->n_nodes++;
     lb_jnode *n = &f->nodes[idx];
     memset(n, 0, sizeof *n);
@@ -126,8 +128,10 @@ static int open_container(parser *P, uint32_t idx)
                  (size_t)(P->p - P->start));
         return -1;
     }
-    if (grow((void **)&f->stack, &f->cap_stack, f->depth + 1, sizeof *f->stack))
+    struct open_container *stack = grown(f->stack, &f->cap_stack, f->depth + 1, sizeof *f->stack);
+    if (!stack)
         return fail_oom(P);
+    f->stack = stack;
     f->stack[f->depth++] = (struct open_container){.node = idx, .last = 0, .state = FILL_OPENED};
     return 0;
 }
@@ -421,10 +425,12 @@ const lb_jnode *lb_jflat_parse(lb_jflat *f, const char *text, size_t len, size_t
         snprintf(why, why_cap, "too large");
         return NULL;
     }
-    if (grow((void **)&f->arena, &f->arena_cap, len + 1, 1)) {
+    char *arena = grown(f->arena, &f->arena_cap, len + 1, 1);
+    if (!arena) {
         fail_oom(&P);
         return NULL;
     }
+    f->arena = arena;
     skip_space(&P);
     if (read_value(&P, NULL, 0))
         return NULL;
