@@ -13,7 +13,8 @@
 #define SEG_MAX 64 /* longest key in one path segment; ours are short */
 
 struct segment {
-    char key[SEG_MAX];
+    const char *key; /* in the path: not NUL-terminated */
+    size_t key_len;
     long index; /* -1: no [index] */
     size_t key_end; /* offset in the path just past the key (before '[') */
 };
@@ -26,8 +27,8 @@ static long next_segment(const char *path, size_t off, struct segment *seg)
     size_t n = strcspn(p, ".[");
     if (n == 0 || n >= SEG_MAX)
         return -1;
-    memcpy(seg->key, p, n);
-    seg->key[n] = '\0';
+    seg->key = p;
+    seg->key_len = n;
     seg->key_end = off + n;
     seg->index = -1;
     p += n;
@@ -59,8 +60,11 @@ static int step(json_object *cur, const char *path, size_t off, const struct seg
     if (!json_object_is_type(cur, json_type_object))
         return fail_prefix(err, path, off ? off - 1 : 0,
                            off ? "must be an object" : "must be a JSON object");
+    char key[SEG_MAX];
+    memcpy(key, seg->key, seg->key_len);
+    key[seg->key_len] = '\0';
     json_object *v = NULL;
-    if (!json_object_object_get_ex(cur, seg->key, &v) || v == NULL)
+    if (!json_object_object_get_ex(cur, key, &v) || v == NULL)
         return 0; /* absent, or JSON null (json-c represents it as NULL) */
     if (seg->index >= 0) {
         if (!json_object_is_type(v, json_type_array))
@@ -135,39 +139,20 @@ const char *lb_jstr(json_object *root, const char *path)
 
 /* ---- the same walk over a flat document (json_flat.h) -------------------- */
 
-/* step() for flat nodes, reading the segment in place (flat lookups take a
- * key and its length, so nothing is copied): JSON null counts as absent, as
- * json-c's NULL does. Returns the offset of the next segment in *next. */
-static int flat_step(const lb_jnode *cur, const char *path, size_t off, size_t *next, const lb_jnode **out,
-                     lb_error *err)
+/* step() for flat nodes (whose lookups take the key in place): JSON null
+ * counts as absent, as json-c's NULL does. */
+static int flat_step(const lb_jnode *cur, const char *path, size_t off, const struct segment *seg,
+                     const lb_jnode **out, lb_error *err)
 {
-    const char *key = path + off;
-    size_t n = strcspn(key, ".[");
-    long index = -1;
-    const char *p = key + n;
-    if (n == 0 || n >= SEG_MAX)
-        return lb_fail(err, path, "is not a valid path");
-    if (*p == '[') {
-        char *end;
-        index = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end != ']' || index < 0)
-            return lb_fail(err, path, "is not a valid path");
-        p = end + 1;
-    }
-    if (*p == '.' && p[1] != '\0')
-        p++;
-    else if (*p != '\0')
-        return lb_fail(err, path, "is not a valid path");
-    *next = (size_t)(p - path);
     if (cur->type != json_type_object)
         return fail_prefix(err, path, off ? off - 1 : 0, off ? "must be an object" : "must be a JSON object");
-    const lb_jnode *v = lb_jnode_member(cur, key, n);
+    const lb_jnode *v = lb_jnode_member(cur, seg->key, seg->key_len);
     if (!v || v->type == json_type_null)
         return 0;
-    if (index >= 0) {
+    if (seg->index >= 0) {
         if (v->type != json_type_array)
-            return fail_prefix(err, path, off + n, "must be an array");
-        v = lb_jnode_at(v, (size_t)index);
+            return fail_prefix(err, path, seg->key_end, "must be an array");
+        v = lb_jnode_at(v, (size_t)seg->index);
         if (!v || v->type == json_type_null)
             return 0;
     }
@@ -182,9 +167,14 @@ int lb_jnget_node_at(const lb_jnode *start, const char *path, size_t off, const 
     if (!cur || cur->type == json_type_null)
         return 0;
     while (path[off] != '\0') {
-        int rc = flat_step(cur, path, off, &off, &cur, err);
+        struct segment seg;
+        long next = next_segment(path, off, &seg);
+        if (next < 0)
+            return lb_fail(err, path, "is not a valid path");
+        int rc = flat_step(cur, path, off, &seg, &cur, err);
         if (rc <= 0)
             return rc;
+        off = (size_t)next;
     }
     *out = cur;
     return 1;
