@@ -118,8 +118,14 @@ def test_missing_or_wrong_hottok_is_401():
 
 
 def test_malformed_json_is_400():
-    for body in [b"{", b"not json", b"[1,2]", b'"str"', b'{"id": "x"} trailing', b"", b"\xff\xfe"]:
+    for body in [b"{", b"not json", b"[1,2]", b'"str"', b'{"id": "x"} trailing', b"", b"\xff\xfe",
+                 b'{"id": "x\x00y"}', b'{"id": 1,}', b"{'id': 1}", b'{"id": 01}', b"/* c */ {}"]:
         assert_error(D.post_hotmart(body), 400, "malformed_json")
+
+
+def test_malformed_json_error_says_where():
+    doc = assert_error(D.post_hotmart(b'{"id": "x", "event": }'), 400, "malformed_json")
+    assert doc["message"] == "body is not valid JSON: unexpected '}' at byte 21 (a value)", doc
 
 
 def test_missing_lead_email_is_400_naming_the_field():
