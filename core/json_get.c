@@ -411,56 +411,33 @@ DEFINE_CHECKS(lb_jnval_, const lb_jnode *, from_node)
 
 /* ---- getters by path: lookup, then the typed check --------------------- */
 
-int lb_jget_string(json_object *root, const char *path, const char **out, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_string(v, path, out, err);
-}
+/* The same seven getters for each representation: look path up, then check
+ * the value found, naming it by its path. */
+#define DEFINE_PATH_GETTER(get, val, node_t, lookup, kind, ...)                                    \
+    int get##kind(node_t root, const char *path, __VA_ARGS__, lb_error *err)                       \
+    {                                                                                               \
+        node_t v;                                                                                   \
+        int rc = lookup(root, path, &v, err);                                                       \
+        return rc <= 0 ? rc : val##kind(v, path, PATH_GETTER_ARGS_##kind, err);                     \
+    }
+#define PATH_GETTER_ARGS_string out
+#define PATH_GETTER_ARGS_id buf, cap
+#define PATH_GETTER_ARGS_time out
+#define PATH_GETTER_ARGS_int out
+#define PATH_GETTER_ARGS_double out
+#define PATH_GETTER_ARGS_bool out
+#define PATH_GETTER_ARGS_email buf, cap
+#define DEFINE_PATH_GETTERS(get, val, node_t, lookup)                                              \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, string, const char **out)                         \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, id, char *buf, size_t cap)                        \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, time, int64_t *out)                               \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, int, int64_t *out)                                \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, double, double *out)                              \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, bool, bool *out)                                  \
+    DEFINE_PATH_GETTER(get, val, node_t, lookup, email, char *buf, size_t cap)
 
-int lb_jget_id(json_object *root, const char *path, char *buf, size_t cap, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_id(v, path, buf, cap, err);
-}
-
-int lb_jget_time(json_object *root, const char *path, int64_t *out, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_time(v, path, out, err);
-}
-
-int lb_jget_int(json_object *root, const char *path, int64_t *out, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_int(v, path, out, err);
-}
-
-int lb_jget_double(json_object *root, const char *path, double *out, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_double(v, path, out, err);
-}
-
-int lb_jget_bool(json_object *root, const char *path, bool *out, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_bool(v, path, out, err);
-}
-
-int lb_jget_email(json_object *root, const char *path, char *buf, size_t cap, lb_error *err)
-{
-    json_object *v;
-    int rc = lb_jget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jval_email(v, path, buf, cap, err);
-}
-
-/* ---- building documents ----------------------------------------------- */
+DEFINE_PATH_GETTERS(lb_jget_, lb_jval_, json_object *, lb_jget_node)
+DEFINE_PATH_GETTERS(lb_jnget_, lb_jnval_, const lb_jnode *, lb_jnget_node)
 
 static void key_copy(char k[SEG_MAX], const char *key, size_t n)
 {
@@ -683,41 +660,4 @@ void lb_event_bind(lb_event *ev, json_object *doc, const char *source, const cha
     ev->lead_email = lb_jstr(doc, "lead.email");
     ev->test = json_object_get_boolean(lb_jget(doc, "test"));
     ev->ignored = json_object_get_boolean(lb_jget(doc, "ignored"));
-}
-
-/* ---- flat getters by path ------------------------------------------------ */
-
-int lb_jnget_string(const lb_jnode *root, const char *path, const char **out, lb_error *err)
-{
-    const lb_jnode *v;
-    int rc = lb_jnget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jnval_string(v, path, out, err);
-}
-
-int lb_jnget_id(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err)
-{
-    const lb_jnode *v;
-    int rc = lb_jnget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jnval_id(v, path, buf, cap, err);
-}
-
-int lb_jnget_time(const lb_jnode *root, const char *path, int64_t *out, lb_error *err)
-{
-    const lb_jnode *v;
-    int rc = lb_jnget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jnval_time(v, path, out, err);
-}
-
-int lb_jnget_bool(const lb_jnode *root, const char *path, bool *out, lb_error *err)
-{
-    const lb_jnode *v;
-    int rc = lb_jnget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jnval_bool(v, path, out, err);
-}
-
-int lb_jnget_email(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err)
-{
-    const lb_jnode *v;
-    int rc = lb_jnget_node(root, path, &v, err);
-    return rc <= 0 ? rc : lb_jnval_email(v, path, buf, cap, err);
 }

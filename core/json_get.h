@@ -78,6 +78,8 @@ int lb_jnval_email(const lb_jnode *v, const char *name, char *buf, size_t cap, l
 int lb_jnget_string(const lb_jnode *root, const char *path, const char **out, lb_error *err);
 int lb_jnget_id(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err);
 int lb_jnget_time(const lb_jnode *root, const char *path, int64_t *out, lb_error *err);
+int lb_jnget_int(const lb_jnode *root, const char *path, int64_t *out, lb_error *err);
+int lb_jnget_double(const lb_jnode *root, const char *path, double *out, lb_error *err);
 int lb_jnget_bool(const lb_jnode *root, const char *path, bool *out, lb_error *err);
 int lb_jnget_email(const lb_jnode *root, const char *path, char *buf, size_t cap, lb_error *err);
 
