@@ -368,73 +368,47 @@ static int check_email(const scalar *v, const char *name, char *buf, size_t cap,
     return 1;
 }
 
-/* The same checks by representation: build the view, run the rule. */
-#define DEFINE_CHECKS(prefix, value_t, view)                                                        \
-    int prefix##string(value_t v, const char *name, const char **out, lb_error *err)              \
+/* Each typed check and getter exists for both readers; the kinds, their
+ * output parameters and the arguments that pass those on are listed once. */
+#define KIND_ARGS_string out
+#define KIND_ARGS_id buf, cap
+#define KIND_ARGS_time out
+#define KIND_ARGS_int out
+#define KIND_ARGS_double out
+#define KIND_ARGS_bool out
+#define KIND_ARGS_email buf, cap
+#define FOR_EACH_KIND(X, ...)                                                                       \
+    X(__VA_ARGS__, string, const char **out)                                                        \
+    X(__VA_ARGS__, id, char *buf, size_t cap)                                                       \
+    X(__VA_ARGS__, time, int64_t *out)                                                              \
+    X(__VA_ARGS__, int, int64_t *out)                                                               \
+    X(__VA_ARGS__, double, double *out)                                                             \
+    X(__VA_ARGS__, bool, bool *out)                                                                 \
+    X(__VA_ARGS__, email, char *buf, size_t cap)
+
+/* A check of one value: build the view, run the rule. */
+#define DEFINE_CHECK(prefix, value_t, view, kind, ...)                                             \
+    int prefix##kind(value_t v, const char *name, __VA_ARGS__, lb_error *err)                      \
     {                                                                                               \
         scalar sc = view(v);                                                                        \
-        return check_string(&sc, name, out, err);                                                  \
-    }                                                                                               \
-    int prefix##id(value_t v, const char *name, char *buf, size_t cap, lb_error *err)              \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_id(&sc, name, buf, cap, err);                                                 \
-    }                                                                                               \
-    int prefix##int(value_t v, const char *name, int64_t *out, lb_error *err)                      \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_int(&sc, name, out, err);                                                     \
-    }                                                                                               \
-    int prefix##double(value_t v, const char *name, double *out, lb_error *err)                    \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_double(&sc, name, out, err);                                                  \
-    }                                                                                               \
-    int prefix##bool(value_t v, const char *name, bool *out, lb_error *err)                        \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_bool(&sc, name, out, err);                                                    \
-    }                                                                                               \
-    int prefix##time(value_t v, const char *name, int64_t *out, lb_error *err)                     \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_time(&sc, name, out, err);                                                    \
-    }                                                                                               \
-    int prefix##email(value_t v, const char *name, char *buf, size_t cap, lb_error *err)           \
-    {                                                                                               \
-        scalar sc = view(v);                                                                        \
-        return check_email(&sc, name, buf, cap, err);                                              \
+        return check_##kind(&sc, name, KIND_ARGS_##kind, err);                                      \
     }
+#define DEFINE_CHECKS(prefix, value_t, view) FOR_EACH_KIND(DEFINE_CHECK, prefix, value_t, view)
 
 DEFINE_CHECKS(lb_jval_, json_object *, from_json)
 DEFINE_CHECKS(lb_jnval_, const lb_jnode *, from_node)
 
 /* ---- getters by path: lookup, then the typed check --------------------- */
 
-/* The same seven getters for each representation: look path up, then check
- * the value found, naming it by its path. */
+/* A getter by path: look it up, then check the value, named by its path. */
 #define DEFINE_PATH_GETTER(get, val, node_t, lookup, kind, ...)                                    \
     int get##kind(node_t root, const char *path, __VA_ARGS__, lb_error *err)                       \
     {                                                                                               \
         node_t v;                                                                                   \
         int rc = lookup(root, path, &v, err);                                                       \
-        return rc <= 0 ? rc : val##kind(v, path, PATH_GETTER_ARGS_##kind, err);                     \
+        return rc <= 0 ? rc : val##kind(v, path, KIND_ARGS_##kind, err);                            \
     }
-#define PATH_GETTER_ARGS_string out
-#define PATH_GETTER_ARGS_id buf, cap
-#define PATH_GETTER_ARGS_time out
-#define PATH_GETTER_ARGS_int out
-#define PATH_GETTER_ARGS_double out
-#define PATH_GETTER_ARGS_bool out
-#define PATH_GETTER_ARGS_email buf, cap
-#define DEFINE_PATH_GETTERS(get, val, node_t, lookup)                                              \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, string, const char **out)                         \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, id, char *buf, size_t cap)                        \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, time, int64_t *out)                               \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, int, int64_t *out)                                \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, double, double *out)                              \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, bool, bool *out)                                  \
-    DEFINE_PATH_GETTER(get, val, node_t, lookup, email, char *buf, size_t cap)
+#define DEFINE_PATH_GETTERS(get, val, node_t, lookup) FOR_EACH_KIND(DEFINE_PATH_GETTER, get, val, node_t, lookup)
 
 DEFINE_PATH_GETTERS(lb_jget_, lb_jval_, json_object *, lb_jget_node)
 DEFINE_PATH_GETTERS(lb_jnget_, lb_jnval_, const lb_jnode *, lb_jnget_node)
