@@ -729,7 +729,8 @@ int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
     return 0;
 }
 
-int lb_hotmart_normalize_text(const char *text, size_t len, lb_event *ev, lb_error *err)
+/* From JSON text, nested to any depth (json-c's own documents may be). */
+static int normalize_text(const char *text, size_t len, lb_event *ev, lb_error *err)
 {
     char why[160];
     memset(ev, 0, sizeof *ev);
@@ -751,7 +752,7 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
     if (!text)
         return lb_fail(err, "", "out of memory");
-    return lb_hotmart_normalize_text(text, len, ev, err);
+    return normalize_text(text, len, ev, err);
 }
 
 const char *lb_hotmart_body_hottok(const lb_jnode *root)

@@ -16,9 +16,8 @@
  * and fills ev (ev->doc is a new document; nothing of `root` is kept). On
  * bad input returns -1 and names the field in err (e.g. "data.buyer.email"). */
 int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err);
-/* The same from JSON text (any nesting depth), and from a json-c document
- * (written out and read back: for tools and tests, not the hot path). */
-int lb_hotmart_normalize_text(const char *text, size_t len, lb_event *ev, lb_error *err);
+/* The same from a json-c document, written out and read back flat: for the
+ * CLI and tests, not the hot path. */
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
 
 /* Whether a normalized document is a Hotmart "send test" delivery. */
