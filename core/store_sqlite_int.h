@@ -35,6 +35,9 @@ typedef struct sqlite_store {
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what);
 int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err);
+/* Runs an INSERT ... ON CONFLICT DO NOTHING and resets it: 0 with *id the
+ * new row's, or 0 with *id = 0 when a conflict inserted nothing, or -1. */
+int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err);
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 /* The cached statement for a slot, prepared from sql the first time; NULL on error. */
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err);

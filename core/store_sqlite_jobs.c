@@ -26,7 +26,7 @@ int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *
         "INSERT INTO jobs (account, integration, lead_email, action, params, lead, idempotency_key, event_id,"
         " segmentation_id, action_index, state, attempts, created_at, next_attempt_at, updated_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'ready', 0, ?11, ?12, ?11)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " ON CONFLICT (idempotency_key) DO NOTHING",
         err);
     if (!st)
         return -1;
@@ -42,15 +42,13 @@ int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *
     sqlite3_bind_int(st, 10, job->action_index);
     sqlite3_bind_int64(st, 11, job->created_at_ms);
     sqlite3_bind_int64(st, 12, job->next_attempt_at_ms);
-    int rc = sqlite3_step(st);
-    *inserted = rc == SQLITE_ROW;
-    if (*inserted) {
-        job->id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, "queuing a job");
+    int64_t id;
+    if (lb_sqlite_insert_new(s, st, &id, "queuing a job", err))
+        return -1;
+    *inserted = id != 0;
+    if (*inserted)
+        job->id = id;
+    return 0;
 }
 
 static int update_job(sqlite_store *s, const lb_job_outcome *o, lb_error *err)
