@@ -7,6 +7,10 @@
 local fixtures_dir = os.getenv("LB_FIXTURES")
 local hottok = os.getenv("LB_BENCH_HOTTOK")
 local leads = tonumber(os.getenv("LB_BENCH_LEADS") or "0") or 0
+-- Envelope ids are UUIDs, as Hotmart's are: each lands at a random place in
+-- the store's unique index. LB_BENCH_IDS=sequential: ids that grow in one run
+-- per thread instead (cheaper to index; figures before 2026-11-28 used them).
+local sequential_ids = os.getenv("LB_BENCH_IDS") == "sequential"
 local names = { "PURCHASE_APPROVED", "PURCHASE_BILLET_PRINTED", "PURCHASE_OUT_OF_SHOPPING_CART",
                 "PURCHASE_REFUNDED", "CLUB_MODULE_COMPLETED", "SUBSCRIPTION_CANCELLATION" }
 local templates = {}
@@ -26,6 +30,7 @@ function setup(thread)
   table.insert(threads, thread)
   thread:set("id_prefix", string.format("bench-%d-%d-", os.time(), #threads))
   thread:set("lead_prefix", string.format("t%d-", #threads))
+  thread:set("thread_no", #threads)
 end
 
 -- The request head up to the Content-Length value, built once: request()
@@ -50,7 +55,12 @@ end
 function request()
   counter = counter + 1
   local t = templates[counter % #templates + 1]
-  local id = id_prefix .. counter
+  local id
+  if sequential_ids then
+    id = id_prefix .. counter
+  else -- unique in the run: thread and counter; scattered: a permutation of the counter leads
+    id = string.format("%08x-%04x-4000-8000-%012x", (counter * 2654435761) % 4294967296, thread_no, counter)
+  end
   if leads > 0 and t.mid then
     local body = t.pre .. id .. t.mid .. lead_prefix .. (counter % leads) .. "@bench.example" .. t.rest
     return head .. #body .. "\r\n\r\n" .. body
