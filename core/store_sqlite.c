@@ -117,6 +117,39 @@ static const char *const migrations[] = {
      * leaf of it in the WAL and again at the checkpoint: 2.5 of 13.7 KB of
      * disk writes per event (docs/benchmarks.md) */
     "DROP INDEX IF EXISTS events_by_lead;",
+    /* 6: no unique index on the events' keys: with UUIDs each event dirtied a
+     * random leaf of it, about half of an event's disk writes. The keys are
+     * appended to event_keys instead and looked up in memory
+     * (store_sqlite_keys.c). Rebuilding the table is how SQLite drops a
+     * UNIQUE constraint. */
+    "CREATE TABLE events_v6 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_event_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  source_type TEXT NOT NULL,"
+    "  product_id TEXT,"
+    "  lead_email TEXT,"
+    "  occurred_at INTEGER,"
+    "  received_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('accepted','ignored')),"
+    "  is_test INTEGER NOT NULL DEFAULT 0,"
+    "  normalized TEXT NOT NULL,"
+    "  raw_content_type TEXT NOT NULL,"
+    "  raw_body BLOB NOT NULL"
+    ");"
+    "INSERT INTO events_v6 SELECT id, account, source, source_event_id, type, source_type, product_id, lead_email,"
+    "  occurred_at, received_at, status, is_test, normalized, raw_content_type, raw_body FROM events;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v6 RENAME TO events;"
+    "CREATE TABLE event_keys ("
+    "  event_id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  source_event_id TEXT NOT NULL"
+    ");"
+    "INSERT INTO event_keys SELECT id, account, source, source_event_id FROM events;",
 };
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
@@ -189,9 +222,7 @@ static int prepare_all(sqlite_store *s, lb_error *err)
         {&s->insert_event,
          "INSERT INTO events (account, source, source_event_id, type, source_type, product_id, lead_email,"
          " occurred_at, received_at, status, is_test, normalized, raw_content_type, raw_body)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-         " ON CONFLICT (account, source, source_event_id) DO NOTHING"},
-        {&s->find_event, "SELECT id FROM events WHERE account = ?1 AND source = ?2 AND source_event_id = ?3"},
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"},
     };
     for (size_t i = 0; i < sizeof list / sizeof *list; i++)
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL) != SQLITE_OK)
@@ -205,12 +236,13 @@ static void sqlite_close(void *impl)
     if (!s)
         return;
     lb_sqlite_checkpointer_stop(s->checkpointer, s->db);
-    sqlite3_stmt *all[] = {s->begin, s->commit, s->rollback, s->insert_event, s->find_event};
+    sqlite3_stmt *all[] = {s->begin, s->commit, s->rollback, s->insert_event};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]);
     for (size_t i = 0; i < LB_SQLITE_CACHED_MAX; i++)
         sqlite3_finalize(s->cached[i]);
     sqlite3_close_v2(s->db);
+    lb_sqlite_keys_forget(s);
     free(s);
 }
 
@@ -238,6 +270,11 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s) {
         lb_fail(err, "database", "out of memory");
+        return NULL;
+    }
+    if (lb_siphash_random_key(&s->keys.seed)) {
+        lb_fail(err, "database", "cannot read random bytes for the dedupe index");
+        free(s);
         return NULL;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -300,6 +337,7 @@ static void sqlite_rollback(void *impl)
     if (sqlite3_get_autocommit(s->db) == 0)
         lb_sqlite_step_done(s, s->rollback, "rollback", NULL);
     s->in_tx = false;
+    lb_sqlite_keys_forget(s); /* it may hold keys of events the rollback undid */
 }
 
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
@@ -310,24 +348,22 @@ void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-static int find_existing(sqlite_store *s, const lb_store_event *in, int64_t *id, lb_error *err)
-{
-    sqlite3_stmt *st = s->find_event;
-    sqlite3_bind_text(st, 1, in->account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, in->event->source, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, in->event->source_event_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW ? 0 : lb_sqlite_fail(err, s->db, "looking up a duplicate");
-}
-
 static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_result *out, lb_error *err)
 {
     sqlite_store *s = impl;
     const lb_event *ev = in->event;
+    if (!s->in_tx) /* the event and its key must commit together */
+        return lb_fail(err, "", "storing an event outside a transaction");
+    uint64_t hash;
+    int64_t id;
+    int known = lb_sqlite_keys_find(s, in->account, ev->source, ev->source_event_id, &hash, &id, err);
+    if (known < 0)
+        return -1;
+    if (known) {
+        out->event_id = id;
+        out->duplicate = true;
+        return 0;
+    }
     sqlite3_stmt *st = s->insert_event;
     sqlite3_bind_text(st, 1, in->account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ev->source, -1, SQLITE_STATIC);
@@ -346,14 +382,13 @@ static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_r
     sqlite3_bind_text(st, 12, in->normalized_json, (int)in->normalized_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 13, in->raw_content_type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 14, in->raw_body, (int)in->raw_len, SQLITE_STATIC);
-    int64_t id;
-    if (lb_sqlite_insert_new(s, st, &id, "storing an event", err))
+    int rc = lb_sqlite_step_done(s, st, "storing an event", err);
+    sqlite3_clear_bindings(st);
+    if (rc)
         return -1;
-    out->event_id = id;
-    out->duplicate = id == 0;
-    if (id)
-        return 0;
-    return find_existing(s, in, &out->event_id, err);
+    out->event_id = sqlite3_last_insert_rowid(s->db);
+    out->duplicate = false;
+    return lb_sqlite_keys_add(s, hash, out->event_id, in->account, ev->source, ev->source_event_id, err);
 }
 
 const lb_store_ops lb_store_sqlite_ops = {

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <sqlite3.h>
 
+#include "key_map.h"
+#include "siphash.h"
 #include "store.h"
 
 /* Statements prepared on first use, by slot. */
@@ -20,6 +22,10 @@ enum lb_sqlite_cached {
     LB_SQ_LOAD_SEGMENTATIONS,
     LB_SQ_SEGMENTATION_STATUS,
     LB_SQ_PUT_CLUB,
+    LB_SQ_COUNT_KEYS,
+    LB_SQ_ALL_KEYS,
+    LB_SQ_GET_KEY,
+    LB_SQ_PUT_KEY,
     LB_SQLITE_CACHED_MAX
 };
 
@@ -28,15 +34,29 @@ typedef struct lb_sqlite_checkpointer lb_sqlite_checkpointer;
 typedef struct sqlite_store {
     sqlite3 *db;
     lb_sqlite_checkpointer *checkpointer; /* NULL: SQLite's automatic checkpoints */
-    sqlite3_stmt *begin, *commit, *rollback, *insert_event, *find_event;
+    sqlite3_stmt *begin, *commit, *rollback, *insert_event;
     sqlite3_stmt *cached[LB_SQLITE_CACHED_MAX];
     bool in_tx;
+    struct {
+        bool loaded;         /* map holds every stored key (store_sqlite_keys.c) */
+        lb_siphash_key seed; /* this process's: senders cannot aim keys at one slot */
+        lb_key_map map;
+        bool collide;        /* tests: every key gets one hash, so only the check tells them apart */
+    } keys;
 } sqlite_store;
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what);
 int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err);
 /* Runs an INSERT ... ON CONFLICT DO NOTHING and resets it: 0 with *id the
  * new row's, or 0 with *id = 0 when a conflict inserted nothing, or -1. */
+/* Dedupe (store_sqlite_keys.c). find: 1 with *found when the key is stored
+ * already, 0 when not (*hash is then what add takes), -1 on error. add: inside
+ * the transaction that inserted event `id`. forget: after a rollback. */
+int lb_sqlite_keys_find(sqlite_store *s, const char *account, const char *source, const char *source_event_id,
+                        uint64_t *hash, int64_t *found, lb_error *err);
+int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *account, const char *source,
+                       const char *source_event_id, lb_error *err);
+void lb_sqlite_keys_forget(sqlite_store *s);
 int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err);
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 /* The cached statement for a slot, prepared from sql the first time; NULL on error. */

@@ -2,7 +2,9 @@
  * back, byte for byte, through the write-coalescing VFS
  * (store_sqlite_vfs.c): transactions larger than one write call of the unix
  * VFS and than the shim's buffer, WAL checkpoints in between (SQLite's own,
- * and the checkpoint thread's), a reopen, and the dedupe index afterwards. */
+ * and the checkpoint thread's), a reopen, and the dedupe index afterwards;
+ * then the dedupe index itself (store_sqlite_keys.c): within a transaction,
+ * across a rollback, by account and source, and after migrating version 5. */
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_sqlite.h"
 #include "tap.h"
 
 #define BODY_LEN 3000
@@ -58,6 +61,35 @@ static int put_one(lb_store *s, const char *prefix, int n, lb_store_put_result *
                          .raw_body = body, .raw_len = BODY_LEN, .raw_content_type = "application/json",
                          .received_at_ms = 1};
     return lb_store_put_event(s, &in, r, err);
+}
+
+/* Stores event `id` of account/source with a small body, inside the open transaction. */
+static lb_store_put_result put_key(lb_store *s, const char *account, const char *source, const char *id)
+{
+    lb_event ev = {.source = source, .source_event_id = id, .type = "purchase.approved",
+                   .source_type = "PURCHASE_APPROVED", .lead_email = "buyer@example.com"};
+    lb_store_event in = {.account = account, .event = &ev, .normalized_json = "{}", .normalized_len = 2,
+                         .raw_body = "{}", .raw_len = 2, .raw_content_type = "application/json",
+                         .received_at_ms = 1};
+    lb_store_put_result r = {0};
+    lb_error err = {0};
+    ck_assert_msg(lb_store_put_event(s, &in, &r, &err) == 0, "%s", err.message);
+    return r;
+}
+
+static int64_t count_rows(const char *table)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
 }
 
 static void put_events(lb_store *s, int first, int count)
@@ -237,6 +269,160 @@ START_TEST(reopened_store_still_knows_its_events)
 }
 END_TEST
 
+START_TEST(a_second_copy_in_the_same_transaction_is_a_duplicate)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    lb_store_put_result first = put_key(&s, "acct", "hotmart", "e-1");
+    lb_store_put_result again = put_key(&s, "acct", "hotmart", "e-1");
+    ck_assert(!first.duplicate);
+    ck_assert(again.duplicate);
+    ck_assert_int_eq(again.event_id, first.event_id);
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    lb_store_close(&s);
+    ck_assert_int_eq(count_rows("events"), 1);
+    ck_assert_int_eq(count_rows("event_keys"), 1);
+    remove_dir();
+}
+END_TEST
+
+/* The key is account, source and id together: a part can neither be left
+ * out nor run into the next one ("ab"+"c" is not "a"+"bc"). _i = 1: every
+ * key has the same hash, so the comparison with the stored key decides. */
+START_TEST(the_same_id_under_another_account_or_source_is_a_new_event)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    if (_i == 1)
+        lb_store_sqlite_collide_keys_for_test(&s);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    const char *keys[][3] = {{"a", "hotmart", "x"}, {"b", "hotmart", "x"}, {"a", "shop", "x"},
+                             {"ab", "c", "x"},      {"a", "bc", "x"},      {"a", "hotmart", "X"}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(!put_key(&s, keys[i][0], keys[i][1], keys[i][2]).duplicate, "key %zu", i);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        lb_store_put_result r = put_key(&s, keys[i][0], keys[i][1], keys[i][2]);
+        ck_assert_msg(r.duplicate && r.event_id == (int64_t)i + 1, "key %zu", i);
+    }
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    lb_store_close(&s);
+    ck_assert_int_eq(count_rows("events"), 6);
+    remove_dir();
+}
+END_TEST
+
+/* A rollback undoes the keys it stored and keeps the committed ones; _i = 1
+ * with every key under one hash. */
+START_TEST(a_rolled_back_event_can_be_stored_again)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    if (_i == 1)
+        lb_store_sqlite_collide_keys_for_test(&s);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    int64_t kept = put_key(&s, "acct", "hotmart", "kept").event_id;
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    ck_assert(!put_key(&s, "acct", "hotmart", "undone").duplicate);
+    lb_store_rollback(&s);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    ck_assert(!put_key(&s, "acct", "hotmart", "undone").duplicate);
+    lb_store_put_result r = put_key(&s, "acct", "hotmart", "kept");
+    ck_assert(r.duplicate);
+    ck_assert_int_eq(r.event_id, kept);
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    lb_store_close(&s);
+    ck_assert_int_eq(count_rows("events"), 2);
+    ck_assert_int_eq(count_rows("event_keys"), 2);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(storing_outside_a_transaction_is_refused)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    lb_event ev = {.source = "hotmart", .source_event_id = "e", .type = "t", .source_type = "T"};
+    lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
+                         .raw_body = "{}", .raw_len = 2, .raw_content_type = "application/json"};
+    lb_store_put_result r;
+    ck_assert_int_eq(lb_store_put_event(&s, &in, &r, &err), -1);
+    ck_assert_str_eq(err.message, "storing an event outside a transaction");
+    lb_store_close(&s);
+    remove_dir();
+}
+END_TEST
+
+/* A database of version 5 (a unique index on the events' keys) loses the
+ * index, and its events' keys move to event_keys: they are still known. */
+START_TEST(a_version_5_database_keeps_knowing_its_events)
+{
+    make_dir();
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    const char *v5 =
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, account TEXT NOT NULL, source TEXT NOT NULL,"
+        " source_event_id TEXT NOT NULL, type TEXT NOT NULL, source_type TEXT NOT NULL, product_id TEXT,"
+        " lead_email TEXT, occurred_at INTEGER, received_at INTEGER NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('accepted','ignored')), is_test INTEGER NOT NULL DEFAULT 0,"
+        " normalized TEXT NOT NULL, raw_content_type TEXT NOT NULL, raw_body BLOB NOT NULL,"
+        " UNIQUE (account, source, source_event_id));"
+        "INSERT INTO events VALUES (5, 'acct', 'hotmart', 'old-5', 'purchase.approved', 'PURCHASE_APPROVED',"
+        " '1', 'a@example.com', 10, 20, 'accepted', 0, '{\"n\":5}', 'application/json', x'7b7d');"
+        "INSERT INTO events VALUES (9, 'acct', 'hotmart', 'old-9', 'purchase.refunded', 'PURCHASE_REFUNDED',"
+        " NULL, NULL, NULL, 30, 'ignored', 1, '{\"n\":9}', 'application/x-www-form-urlencoded', x'6869');"
+        "PRAGMA user_version = 5;";
+    ck_assert_int_eq(sqlite3_exec(db, v5, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    lb_store_put_result r = put_key(&s, "acct", "hotmart", "old-9");
+    ck_assert(r.duplicate);
+    ck_assert_int_eq(r.event_id, 9);
+    r = put_key(&s, "acct", "hotmart", "new");
+    ck_assert(!r.duplicate);
+    ck_assert_int_eq(r.event_id, 10); /* ids go on from the old rows */
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    lb_store_close(&s);
+    ck_assert_int_eq(count_rows("event_keys"), 3);
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                                        " tbl_name = 'events'), normalized, raw_content_type, hex(raw_body), status,"
+                                        " is_test, received_at FROM events WHERE id = 9",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 0); /* no index left on events */
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), "{\"n\":9}");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 2), "application/x-www-form-urlencoded");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 3), "6869");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 4), "ignored");
+    ck_assert_int_eq(sqlite3_column_int(st, 5), 1);
+    ck_assert_int_eq(sqlite3_column_int(st, 6), 30);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    remove_dir();
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("store");
@@ -247,6 +433,11 @@ int main(void)
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_test(tc, reopened_store_still_knows_its_events);
+    tcase_add_test(tc, a_second_copy_in_the_same_transaction_is_a_duplicate);
+    tcase_add_loop_test(tc, the_same_id_under_another_account_or_source_is_a_new_event, 0, 2);
+    tcase_add_loop_test(tc, a_rolled_back_event_can_be_stored_again, 0, 2);
+    tcase_add_test(tc, storing_outside_a_transaction_is_refused);
+    tcase_add_test(tc, a_version_5_database_keeps_knowing_its_events);
     suite_add_tcase(suite, tc);
     return lb_run_suite_tap(suite);
 }
