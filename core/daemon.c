@@ -218,7 +218,11 @@ static int start(lb_daemon *d)
 {
     lb_error err = {0};
     lb_store_options sopts = {
-        .sync_full = d->cfg->sync_full, .busy_timeout_ms = LB_STORE_BUSY_TIMEOUT_MS, .checkpoint_thread = true};
+        .sync_full = d->cfg->sync_full,
+        .busy_timeout_ms = LB_STORE_BUSY_TIMEOUT_MS,
+        .checkpoint_thread = true,
+        .load_event_keys = true,
+    };
     if (lb_store_open(&d->store, d->cfg->database, &sopts, &err)) {
         lb_log(LB_LOG_ERROR, "cannot open the store", "database", d->cfg->database, "error", err.message, NULL);
         return -1;

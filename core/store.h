@@ -37,6 +37,8 @@ typedef struct lb_store_options {
     bool sync_full;      /* synchronous=FULL (else NORMAL) */
     int busy_timeout_ms; /* how long a write waits for another writer's lock */
     bool checkpoint_thread; /* WAL checkpoints on a thread of their own, not inside commits (the daemon) */
+    bool load_event_keys;   /* read the dedupe index at open, not at the first event (the daemon: the
+                             * first webhook after a start must not wait for it) */
 } lb_store_options;
 
 /* Receives one stored job; the visitor takes ownership (lb_job_free). */

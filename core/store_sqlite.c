@@ -257,6 +257,8 @@ static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_s
     const char *sync = opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
     if (exec_sql(s->db, pragmas, err) || exec_sql(s->db, sync, err) || migrate(s->db, err) || prepare_all(s, err))
         return -1;
+    if (opts->load_event_keys && lb_sqlite_keys_load(s, err))
+        return -1;
     if (opts->checkpoint_thread &&
         !(s->checkpointer = lb_sqlite_checkpointer_start(s->db, path, vfs, opts->sync_full, err)))
         return -1;
@@ -337,7 +339,6 @@ static void sqlite_rollback(void *impl)
     if (sqlite3_get_autocommit(s->db) == 0)
         lb_sqlite_step_done(s, s->rollback, "rollback", NULL);
     s->in_tx = false;
-    lb_sqlite_keys_forget(s); /* it may hold keys of events the rollback undid */
 }
 
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)

@@ -51,12 +51,15 @@ int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_
  * new row's, or 0 with *id = 0 when a conflict inserted nothing, or -1. */
 /* Dedupe (store_sqlite_keys.c). find: 1 with *found when the key is stored
  * already, 0 when not (*hash is then what add takes), -1 on error. add: inside
- * the transaction that inserted event `id`. forget: after a rollback. */
+ * the transaction that inserted event `id`. forget: frees the map; the next
+ * find loads it again. */
 int lb_sqlite_keys_find(sqlite_store *s, const char *account, const char *source, const char *source_event_id,
                         uint64_t *hash, int64_t *found, lb_error *err);
 int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *account, const char *source,
                        const char *source_event_id, lb_error *err);
 void lb_sqlite_keys_forget(sqlite_store *s);
+/* Reads event_keys into the map; find does it when the map is not loaded. */
+int lb_sqlite_keys_load(sqlite_store *s, lb_error *err);
 int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err);
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 /* The cached statement for a slot, prepared from sql the first time; NULL on error. */

@@ -10,7 +10,8 @@
  *     commit, and it is what survives a restart;
  *   - a hash map in memory (key_map.c) from a keyed hash of the key to the
  *     event id, loaded from event_keys by the first write after opening.
- * A hash match is checked against the stored key, so the answer is exact.
+ * A hash match is checked against the stored key, so the answer is exact,
+ * and entries a rollback left behind do no harm.
  * The map is only right while this connection is the only one that stores
  * events, which is how the daemon runs (one writer thread per database). */
 #include "store_sqlite_int.h"
@@ -33,7 +34,7 @@ static uint64_t key_hash(const sqlite_store *s, const event_key *k)
     return lb_siphash(seed, parts, sizeof parts);
 }
 
-static int load(sqlite_store *s, lb_error *err)
+int lb_sqlite_keys_load(sqlite_store *s, lb_error *err)
 {
     sqlite3_stmt *count = lb_sqlite_cached(s, LB_SQ_COUNT_KEYS, "SELECT count(*) FROM event_keys", err);
     sqlite3_stmt *all = lb_sqlite_cached(s, LB_SQ_ALL_KEYS,
@@ -91,7 +92,7 @@ static int same_key(sqlite_store *s, int64_t id, const event_key *k, lb_error *e
 int lb_sqlite_keys_find(sqlite_store *s, const char *account, const char *source, const char *source_event_id,
                         uint64_t *hash, int64_t *found, lb_error *err)
 {
-    if (!s->keys.loaded && load(s, err))
+    if (!s->keys.loaded && lb_sqlite_keys_load(s, err))
         return -1;
     event_key k = {account, source, source_event_id};
     *hash = key_hash(s, &k);
@@ -126,7 +127,10 @@ int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *a
     if (rc)
         return -1;
     /* in the map before the commit, so a second copy in the same batch is a
-     * duplicate; a rollback forgets the whole map (lb_sqlite_keys_forget) */
+     * duplicate. A rollback leaves the entry behind, which is harmless: the
+     * check of a match against event_keys finds no row, or another key's,
+     * under that id. Reloading the map instead would take seconds on a
+     * large store, for every failed batch. */
     if (lb_key_map_put(&s->keys.map, hash, id))
         return lb_fail(err, "", "out of memory for event keys");
     return 0;
