@@ -15,7 +15,14 @@
  * syncing the database. So the shim is used only with synchronous=FULL (see
  * store_sqlite.c): under NORMAL, committed frames are not synced and must
  * reach the OS at once. Reads through the same handle flush first, so SQLite
- * always reads what it wrote. */
+ * always reads what it wrote.
+ *
+ * It also skips a WAL sync that has nothing to do: a checkpoint syncs the WAL
+ * before it copies frames, but under synchronous=FULL every commit synced its
+ * frames already, through the handle that wrote them. A handle that wrote
+ * nothing since its last sync (the checkpoint thread's never writes the WAL)
+ * has nothing of its own to make durable, and the skipped fsync was a device
+ * flush that the writer's commits waited behind (docs/benchmarks.md). */
 #include "store_sqlite_int.h"
 
 #include <pthread.h>
@@ -33,6 +40,8 @@ typedef struct coalesce_file {
     sqlite3_file base;     /* our methods */
     sqlite3_file *real;    /* the underlying file, allocated right after us */
     bool buffered;         /* the main database or its WAL */
+    bool wal;              /* the WAL: syncs with nothing written since the last are skipped */
+    bool unsynced;         /* written or truncated through this handle since its last sync */
     char *buf;
     size_t len, cap;
     sqlite3_int64 offset;  /* file offset of buf[0] */
@@ -91,6 +100,7 @@ static int cf_read(sqlite3_file *file, void *out, int amount, sqlite3_int64 offs
 static int cf_write(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset)
 {
     coalesce_file *f = (coalesce_file *)file;
+    f->unsynced = true;
     if (!f->buffered)
         return f->real->pMethods->xWrite(f->real, data, amount, offset);
     bool continues = f->len > 0 && offset == f->offset + (sqlite3_int64)f->len;
@@ -117,14 +127,21 @@ static int cf_write(sqlite3_file *file, const void *data, int amount, sqlite3_in
 
 static int cf_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
+    ((coalesce_file *)file)->unsynced = true;
     FLUSHED(file);
     return REAL(file)->pMethods->xTruncate(REAL(file), size);
 }
 
 static int cf_sync(sqlite3_file *file, int flags)
 {
+    coalesce_file *f = (coalesce_file *)file;
+    if (f->wal && !f->unsynced)
+        return SQLITE_OK;
     FLUSHED(file);
-    return REAL(file)->pMethods->xSync(REAL(file), flags);
+    int rc = REAL(file)->pMethods->xSync(REAL(file), flags);
+    if (rc == SQLITE_OK)
+        f->unsynced = false;
+    return rc;
 }
 
 static int cf_file_size(sqlite3_file *file, sqlite3_int64 *size)
@@ -207,6 +224,10 @@ static int cf_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)(f + 1);
     f->buffered = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    /* a WAL may hold frames of an earlier process that no one synced (one
+     * that ran with synchronous=NORMAL): the first sync is always real */
+    f->unsynced = true;
     int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
     if (f->real->pMethods == NULL) {
         file->pMethods = NULL; /* nothing to close */
