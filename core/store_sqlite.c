@@ -250,9 +250,10 @@ static void sqlite_close(void *impl)
 static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_store_options *opts, lb_error *err)
 {
     sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
-    /* 16 MiB of page cache: it holds the recent part of the unique-key
-     * index. 64 MiB made the writer slower, not faster (17 against 12 us per
-     * event, docs/benchmarks.md): the pages it recycles are cold. */
+    /* 16 MiB of page cache: the writer appends (events, event_keys, jobs),
+     * so little is read twice. 64 MiB made it slower, not faster (12.5
+     * against 11.1 us per event, docs/benchmarks.md), likely because the
+     * pages a large cache recycles are cold in the CPU's caches. */
     const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;";
     const char *sync = opts->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
     if (exec_sql(s->db, pragmas, err) || exec_sql(s->db, sync, err) || migrate(s->db, err) || prepare_all(s, err))
@@ -304,7 +305,7 @@ int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_
 }
 
 /* Without RETURNING, whose rows SQLite collects in an ephemeral table: that
- * cost the writer about 2 us per event (docs/benchmarks.md). A conflict
+ * cost the writer 1-2 us per event (docs/benchmarks.md). A conflict
  * changes no row, and the writer's connection is the only one that inserts. */
 int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err)
 {
