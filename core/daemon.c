@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -214,6 +215,22 @@ static int add_signals(lb_daemon *d)
     return event_add(d->sig_term, NULL) | event_add(d->sig_int, NULL) | event_add(d->sig_hup, NULL);
 }
 
+/* The dedupe index is read at open: on a large store that takes a while
+ * (about a second per million events), so say how long and how big. */
+static void log_store_opened(lb_daemon *d, const struct timespec *t0, const struct timespec *t1)
+{
+    lb_store_dedupe_stats st;
+    lb_store_dedupe_stats_get(&d->store, &st);
+    d->metrics.dedupe_keys = st.keys;
+    d->metrics.dedupe_bytes = st.bytes;
+    char keys[24], mib[24], ms[24];
+    snprintf(keys, sizeof keys, "%llu", (unsigned long long)st.keys);
+    snprintf(mib, sizeof mib, "%.1f", (double)st.bytes / (1024.0 * 1024.0));
+    snprintf(ms, sizeof ms, "%.0f", (double)(t1->tv_sec - t0->tv_sec) * 1e3 + (double)(t1->tv_nsec - t0->tv_nsec) / 1e6);
+    lb_log(LB_LOG_INFO, "store opened", "database", d->cfg->database, "event_keys", keys, "dedupe_mib", mib,
+           "ms", ms, NULL);
+}
+
 static int start(lb_daemon *d)
 {
     lb_error err = {0};
@@ -223,10 +240,14 @@ static int start(lb_daemon *d)
         .checkpoint_thread = true,
         .load_event_keys = true,
     };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (lb_store_open(&d->store, d->cfg->database, &sopts, &err)) {
         lb_log(LB_LOG_ERROR, "cannot open the store", "database", d->cfg->database, "error", err.message, NULL);
         return -1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_store_opened(d, &t0, &t1);
     d->writer = lb_store_writer_start(d->base, &d->store, &err);
     if (!d->writer) {
         lb_log(LB_LOG_ERROR, "cannot start the store writer", "error", err.message, NULL);

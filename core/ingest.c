@@ -43,6 +43,7 @@ typedef struct batch {
     lb_ingest *ing;
     parked *items;
     size_t n, cap;
+    lb_store_dedupe_stats dedupe; /* read by the writer after the batch, shown in /metrics */
 } batch;
 
 struct lb_ingest {
@@ -128,6 +129,7 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         if (p->club.account && lb_store_put_club_activity(store, &p->club, err))
             return -1;
     }
+    lb_store_dedupe_stats_get(store, &b->dedupe);
     return 0;
 }
 
@@ -189,6 +191,10 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
     lb_ingest *ing = b->ing;
     lb_histogram_observe(&ing->metrics->commit_seconds, commit_seconds);
     lb_histogram_observe(&ing->metrics->batch_size, (double)b->n);
+    if (rc == 0) {
+        ing->metrics->dedupe_keys = b->dedupe.keys;
+        ing->metrics->dedupe_bytes = b->dedupe.bytes;
+    }
     if (rc) {
         char n[24];
         snprintf(n, sizeof n, "%zu", b->n);

@@ -123,6 +123,11 @@ void lb_metrics_render(const lb_metrics *m, struct evbuffer *out)
                         "# HELP listboss_store_errors_total Group commits that failed and were answered 503\n"
                         "# TYPE listboss_store_errors_total counter\nlistboss_store_errors_total %llu\n"
                         "# HELP listboss_http_connections Open client connections\n"
-                        "# TYPE listboss_http_connections gauge\nlistboss_http_connections %llu\n",
-                        (unsigned long long)m->store_errors, (unsigned long long)m->connections_open);
+                        "# TYPE listboss_http_connections gauge\nlistboss_http_connections %llu\n"
+                        "# HELP listboss_dedupe_keys Event keys in the in-memory dedupe index\n"
+                        "# TYPE listboss_dedupe_keys gauge\nlistboss_dedupe_keys %llu\n"
+                        "# HELP listboss_dedupe_bytes Memory the dedupe index holds\n"
+                        "# TYPE listboss_dedupe_bytes gauge\nlistboss_dedupe_bytes %llu\n",
+                        (unsigned long long)m->store_errors, (unsigned long long)m->connections_open,
+                        (unsigned long long)m->dedupe_keys, (unsigned long long)m->dedupe_bytes);
 }

@@ -39,6 +39,7 @@ typedef struct lb_metrics {
     lb_histogram commit_seconds;
     uint64_t store_errors;
     uint64_t connections_open;
+    uint64_t dedupe_keys, dedupe_bytes; /* the store's in-memory dedupe index, after the last commit */
 } lb_metrics;
 
 void lb_metrics_init(lb_metrics *m);

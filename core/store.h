@@ -41,6 +41,12 @@ typedef struct lb_store_options {
                              * first webhook after a start must not wait for it) */
 } lb_store_options;
 
+/* The dedupe index in memory: its entries (about one per stored event) and
+ * the bytes it holds. */
+typedef struct lb_store_dedupe_stats {
+    uint64_t keys, bytes;
+} lb_store_dedupe_stats;
+
 /* Receives one stored job; the visitor takes ownership (lb_job_free). */
 typedef void (*lb_job_visit)(lb_outbox_job *job, void *ud);
 
@@ -80,6 +86,8 @@ typedef struct lb_store_ops {
                                    lb_error *err);
     int (*put_club_activity)(void *impl, const lb_club_activity *a, lb_error *err);
     int (*load_club_activity)(void *impl, lb_club_visit visit, void *ud, lb_error *err);
+    /* on the thread that writes (or before it starts) */
+    void (*dedupe_stats)(void *impl, lb_store_dedupe_stats *out);
 } lb_store_ops;
 
 typedef struct lb_store {
@@ -161,6 +169,10 @@ static inline int lb_store_set_segmentation_status(lb_store *s, int64_t id, cons
 static inline int lb_store_put_club_activity(lb_store *s, const lb_club_activity *a, lb_error *err)
 {
     return s->ops->put_club_activity(s->impl, a, err);
+}
+static inline void lb_store_dedupe_stats_get(lb_store *s, lb_store_dedupe_stats *out)
+{
+    s->ops->dedupe_stats(s->impl, out);
 }
 static inline int lb_store_load_club_activity(lb_store *s, lb_club_visit visit, void *ud, lb_error *err)
 {

@@ -412,6 +412,7 @@ const lb_store_ops lb_store_sqlite_ops = {
     .set_segmentation_status = lb_sqlite_set_segmentation_status,
     .put_club_activity = lb_sqlite_put_club_activity,
     .load_club_activity = lb_sqlite_load_club_activity,
+    .dedupe_stats = lb_sqlite_dedupe_stats,
 };
 
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err)

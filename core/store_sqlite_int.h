@@ -58,6 +58,7 @@ int lb_sqlite_keys_find(sqlite_store *s, const char *account, const char *source
 int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *account, const char *source,
                        const char *source_event_id, lb_error *err);
 void lb_sqlite_keys_forget(sqlite_store *s);
+void lb_sqlite_dedupe_stats(void *impl, lb_store_dedupe_stats *out);
 /* Reads event_keys into the map; find does it when the map is not loaded. */
 int lb_sqlite_keys_load(sqlite_store *s, lb_error *err);
 int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err);

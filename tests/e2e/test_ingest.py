@@ -1,5 +1,6 @@
 """Ingest over real HTTP: every fixture, every bad input, dedupe, accounts."""
 import json
+import re
 import socket
 import sqlite3
 import threading
@@ -271,6 +272,11 @@ def test_healthz_and_metrics():
     assert 'listboss_events_total{type="purchase.approved",outcome="stored"}' in text
     assert 'listboss_events_total{type="purchase.approved",outcome="duplicate"}' in text
     assert "listboss_commit_batch_size_bucket" in text and "listboss_commit_seconds_count" in text
+    # the dedupe index holds one entry per stored event
+    keys = int(re.search(r"^listboss_dedupe_keys (\d+)$", text, re.M).group(1))
+    assert keys > 0 and keys == D.query("SELECT count(*) FROM event_keys")[0][0]
+    assert int(re.search(r"^listboss_dedupe_bytes (\d+)$", text, re.M).group(1)) >= 16 * keys
+    assert "store opened" in D.stderr() and "event_keys=" in D.stderr()
 
 
 def test_unknown_path_and_method():
