@@ -92,6 +92,24 @@ static int64_t count_rows(const char *table)
     return n;
 }
 
+/* A fresh directory and a store in it, as the command-line tools open one. */
+static void open_fresh_store(lb_store *s)
+{
+    make_dir();
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    ck_assert_msg(lb_store_open(s, db_path, &opts, &err) == 0, "%s", err.message);
+}
+
+/* Closes the store and checks it holds `n` events, each with its key. */
+static void close_holding(lb_store *s, int64_t n)
+{
+    lb_store_close(s);
+    ck_assert_int_eq(count_rows("events"), n);
+    ck_assert_int_eq(count_rows("event_keys"), n);
+    remove_dir();
+}
+
 static void put_events(lb_store *s, int first, int count)
 {
     lb_error err = {0};
@@ -273,11 +291,9 @@ END_TEST
 
 START_TEST(a_second_copy_in_the_same_transaction_is_a_duplicate)
 {
-    make_dir();
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    open_fresh_store(&s);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     lb_store_put_result first = put_key(&s, "acct", "hotmart", "e-1");
     lb_store_put_result again = put_key(&s, "acct", "hotmart", "e-1");
@@ -285,10 +301,7 @@ START_TEST(a_second_copy_in_the_same_transaction_is_a_duplicate)
     ck_assert(again.duplicate);
     ck_assert_int_eq(again.event_id, first.event_id);
     ck_assert_int_eq(lb_store_commit(&s, &err), 0);
-    lb_store_close(&s);
-    ck_assert_int_eq(count_rows("events"), 1);
-    ck_assert_int_eq(count_rows("event_keys"), 1);
-    remove_dir();
+    close_holding(&s, 1);
 }
 END_TEST
 
@@ -297,11 +310,9 @@ END_TEST
  * key has the same hash, so the comparison with the stored key decides. */
 START_TEST(the_same_id_under_another_account_or_source_is_a_new_event)
 {
-    make_dir();
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    open_fresh_store(&s);
     if (_i == 1)
         lb_store_sqlite_collide_keys_for_test(&s);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
@@ -314,9 +325,7 @@ START_TEST(the_same_id_under_another_account_or_source_is_a_new_event)
         ck_assert_msg(r.duplicate && r.event_id == (int64_t)i + 1, "key %zu", i);
     }
     ck_assert_int_eq(lb_store_commit(&s, &err), 0);
-    lb_store_close(&s);
-    ck_assert_int_eq(count_rows("events"), 6);
-    remove_dir();
+    close_holding(&s, 6);
 }
 END_TEST
 
@@ -325,11 +334,9 @@ END_TEST
  * event is taken by the next one: what the map kept for it must not match. */
 START_TEST(a_rolled_back_event_can_be_stored_again)
 {
-    make_dir();
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    open_fresh_store(&s);
     if (_i == 1)
         lb_store_sqlite_collide_keys_for_test(&s);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
@@ -347,20 +354,15 @@ START_TEST(a_rolled_back_event_can_be_stored_again)
     ck_assert(r.duplicate);
     ck_assert_int_eq(r.event_id, kept);
     ck_assert_int_eq(lb_store_commit(&s, &err), 0);
-    lb_store_close(&s);
-    ck_assert_int_eq(count_rows("events"), 3);
-    ck_assert_int_eq(count_rows("event_keys"), 3);
-    remove_dir();
+    close_holding(&s, 3);
 }
 END_TEST
 
 START_TEST(storing_outside_a_transaction_is_refused)
 {
-    make_dir();
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    open_fresh_store(&s);
     lb_event ev = {.source = "hotmart", .source_event_id = "e", .type = "t", .source_type = "T"};
     lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
                          .raw_body = "{}", .raw_len = 2, .raw_content_type = "application/json"};
