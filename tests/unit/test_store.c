@@ -92,13 +92,16 @@ static int64_t count_rows(const char *table)
     return n;
 }
 
-/* A fresh directory and a store in it, as the command-line tools open one. */
-static void open_fresh_store(lb_store *s)
+/* A fresh directory and a store in it, as the command-line tools open one;
+ * `collide`: every event key gets the same hash. */
+static void open_fresh_store(lb_store *s, bool collide)
 {
     make_dir();
     lb_error err = {0};
     lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
     ck_assert_msg(lb_store_open(s, db_path, &opts, &err) == 0, "%s", err.message);
+    if (collide)
+        lb_store_sqlite_collide_keys_for_test(s);
 }
 
 /* Closes the store and checks it holds `n` events, each with its key. */
@@ -293,7 +296,7 @@ START_TEST(a_second_copy_in_the_same_transaction_is_a_duplicate)
 {
     lb_store s;
     lb_error err = {0};
-    open_fresh_store(&s);
+    open_fresh_store(&s, false);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     lb_store_put_result first = put_key(&s, "acct", "hotmart", "e-1");
     lb_store_put_result again = put_key(&s, "acct", "hotmart", "e-1");
@@ -312,9 +315,7 @@ START_TEST(the_same_id_under_another_account_or_source_is_a_new_event)
 {
     lb_store s;
     lb_error err = {0};
-    open_fresh_store(&s);
-    if (_i == 1)
-        lb_store_sqlite_collide_keys_for_test(&s);
+    open_fresh_store(&s, _i == 1);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     const char *keys[][3] = {{"a", "hotmart", "x"}, {"b", "hotmart", "x"}, {"a", "shop", "x"},
                              {"ab", "c", "x"},      {"a", "bc", "x"},      {"a", "hotmart", "X"}};
@@ -336,9 +337,7 @@ START_TEST(a_rolled_back_event_can_be_stored_again)
 {
     lb_store s;
     lb_error err = {0};
-    open_fresh_store(&s);
-    if (_i == 1)
-        lb_store_sqlite_collide_keys_for_test(&s);
+    open_fresh_store(&s, _i == 1);
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     int64_t kept = put_key(&s, "acct", "hotmart", "kept").event_id;
     ck_assert_int_eq(lb_store_commit(&s, &err), 0);
@@ -362,7 +361,7 @@ START_TEST(storing_outside_a_transaction_is_refused)
 {
     lb_store s;
     lb_error err = {0};
-    open_fresh_store(&s);
+    open_fresh_store(&s, false);
     lb_event ev = {.source = "hotmart", .source_event_id = "e", .type = "t", .source_type = "T"};
     lb_store_event in = {.account = "acct", .event = &ev, .normalized_json = "{}", .normalized_len = 2,
                          .raw_body = "{}", .raw_len = 2, .raw_content_type = "application/json"};
