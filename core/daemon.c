@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "automation.h"
+#include "db_lock.h"
 #include "http_server.h"
 #include "ingest.h"
 #include "log.h"
@@ -26,6 +27,7 @@ typedef struct lb_daemon {
     struct event_base *base;
     lb_config *cfg;
     lb_metrics metrics;
+    int db_lock; /* one daemon per database (db_lock.h); -1 when not held */
     lb_store store;
     lb_store_writer *writer;
     lb_automation *automation;
@@ -240,6 +242,10 @@ static int start(lb_daemon *d)
         .checkpoint_thread = true,
         .load_event_keys = true,
     };
+    if ((d->db_lock = lb_db_lock(d->cfg->database, &err)) < 0) {
+        lb_log(LB_LOG_ERROR, "cannot open the store", "database", d->cfg->database, "error", err.message, NULL);
+        return -1;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (lb_store_open(&d->store, d->cfg->database, &sopts, &err)) {
@@ -295,6 +301,7 @@ static void stop(lb_daemon *d)
         lb_store_writer_wait_idle(d->writer); /* outcomes of the last calls */
     lb_store_writer_stop(d->writer);
     lb_store_close(&d->store);
+    lb_db_unlock(d->db_lock);
     struct event *evs[] = {d->sig_term, d->sig_int, d->sig_hup, d->drain_deadline, d->calls_poll};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (evs[i])
@@ -306,7 +313,7 @@ static void stop(lb_daemon *d)
 
 int lb_daemon_run(const lb_daemon_options *opts)
 {
-    lb_daemon d = {.opts = opts};
+    lb_daemon d = {.opts = opts, .db_lock = -1};
     lb_error err = {0};
     lb_metrics_init(&d.metrics);
     d.cfg = lb_daemon_load_config(opts, &err);

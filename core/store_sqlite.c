@@ -5,14 +5,12 @@
  * an append-only list of migrations keyed by PRAGMA user_version, each applied
  * in its own transaction. */
 #include "store_sqlite.h"
+#include "parent_dir.h"
 #include "store_sqlite_int.h"
 
-#include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -157,19 +155,6 @@ int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)
     return lb_fail(err, "", "%s: %s", what, db ? sqlite3_errmsg(db) : "cannot allocate");
 }
 
-static int ensure_parent_dir(const char *path, lb_error *err)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return lb_fail(err, "database", "out of memory");
-    const char *dir = dirname(copy);
-    int rc = 0;
-    if (strcmp(dir, ".") != 0 && mkdir(dir, 0750) != 0 && errno != EEXIST)
-        rc = lb_fail(err, "database", "cannot create directory %s: %s", dir, strerror(errno));
-    free(copy);
-    return rc;
-}
-
 static int exec_sql(sqlite3 *db, const char *sql, lb_error *err)
 {
     char *msg = NULL;
@@ -268,7 +253,7 @@ static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_s
 
 void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err)
 {
-    if (ensure_parent_dir(path, err))
+    if (lb_ensure_parent_dir(path, "database", err))
         return NULL;
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s) {

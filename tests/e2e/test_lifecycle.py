@@ -189,4 +189,25 @@ def test_port_in_use_is_a_clear_start_failure():
         b.cleanup()
 
 
+def test_a_second_daemon_on_the_same_database_refuses_to_start():
+    # the dedupe index is in the first one's memory: a second writer could
+    # store a redelivered event twice (docs/storage.md, Dedupe)
+    a = Daemon().start()
+    b = Daemon(args=["-d", a.db])
+    c = Daemon(args=["-d", a.db])
+    try:
+        b.start(wait=False)
+        assert b.proc.wait(10) == 1
+        log = b.stderr()
+        assert "is in use by listbossd (pid %d)" % a.proc.pid in log, log
+        assert a.get("/healthz").status == 200
+        a.stop(signal.SIGKILL)  # the kernel lets go of the lock, however the holder ends
+        c.start()
+        assert c.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))).status == 200
+    finally:
+        a.cleanup()
+        b.cleanup()
+        c.cleanup()
+
+
 run(globals())
