@@ -228,7 +228,8 @@ static void log_store_opened(lb_daemon *d, const struct timespec *t0, const stru
     char keys[24], mib[24], ms[24];
     snprintf(keys, sizeof keys, "%llu", (unsigned long long)st.keys);
     snprintf(mib, sizeof mib, "%.1f", (double)st.bytes / (1024.0 * 1024.0));
-    snprintf(ms, sizeof ms, "%.0f", (double)(t1->tv_sec - t0->tv_sec) * 1e3 + (double)(t1->tv_nsec - t0->tv_nsec) / 1e6);
+    double elapsed_ms = (double)(t1->tv_sec - t0->tv_sec) * 1e3 + (double)(t1->tv_nsec - t0->tv_nsec) / 1e6;
+    snprintf(ms, sizeof ms, "%.0f", elapsed_ms);
     lb_log(LB_LOG_INFO, "store opened", "database", d->cfg->database, "event_keys", keys, "dedupe_mib", mib,
            "ms", ms, NULL);
 }

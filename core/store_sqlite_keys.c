@@ -29,8 +29,11 @@ static uint64_t key_hash(const sqlite_store *s, const event_key *k)
     const lb_siphash_key *seed = &s->keys.seed;
     if (s->keys.collide)
         return 42;
-    uint64_t parts[3] = {lb_siphash(seed, k->account, strlen(k->account)), lb_siphash(seed, k->source, strlen(k->source)),
-                         lb_siphash(seed, k->id, strlen(k->id))};
+    uint64_t parts[3] = {
+        lb_siphash(seed, k->account, strlen(k->account)),
+        lb_siphash(seed, k->source, strlen(k->source)),
+        lb_siphash(seed, k->id, strlen(k->id)),
+    };
     return lb_siphash(seed, parts, sizeof parts);
 }
 
@@ -69,6 +72,12 @@ int lb_sqlite_keys_load(sqlite_store *s, lb_error *err)
     return 0;
 }
 
+static bool column_is(sqlite3_stmt *st, int col, const char *want)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    return v && strcmp(v, want) == 0;
+}
+
 /* 1 when event `id` has this key, 0 when it has another, -1 on error. */
 static int same_key(sqlite_store *s, int64_t id, const event_key *k, lb_error *err)
 {
@@ -78,11 +87,8 @@ static int same_key(sqlite_store *s, int64_t id, const event_key *k, lb_error *e
         return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st), same = 0;
-    if (rc == SQLITE_ROW) {
-        const char *a = (const char *)sqlite3_column_text(st, 0), *src = (const char *)sqlite3_column_text(st, 1),
-                   *eid = (const char *)sqlite3_column_text(st, 2);
-        same = a && src && eid && strcmp(a, k->account) == 0 && strcmp(src, k->source) == 0 && strcmp(eid, k->id) == 0;
-    }
+    if (rc == SQLITE_ROW)
+        same = column_is(st, 0, k->account) && column_is(st, 1, k->source) && column_is(st, 2, k->id);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return lb_sqlite_fail(err, s->db, "reading a stored event key");
