@@ -174,7 +174,7 @@ START_TEST(large_transactions_and_checkpoints_read_back_exactly)
 }
 END_TEST
 
-/* Below the writer's own rewind threshold (4,000 pages) only the thread can
+/* Below the writer's own rewind threshold (1,000 pages) only the thread can
  * copy pages into the database file: its size shows the thread works. */
 START_TEST(checkpoint_thread_copies_the_wal_into_the_database)
 {
@@ -186,17 +186,17 @@ START_TEST(checkpoint_thread_copies_the_wal_into_the_database)
     struct stat st;
     ck_assert_int_eq(stat(db_path, &st), 0);
     off_t empty = st.st_size;
-    for (int i = 0; i < 30; i++) /* about 2,400 pages of WAL */
+    for (int i = 0; i < 10; i++) /* about 800 pages of WAL */
         put_events(&s, i * 50, 50);
     bool copied = false;
     for (int i = 0; i < 200 && !copied; i++) { /* up to 10 s */
         ck_assert_int_eq(stat(db_path, &st), 0);
-        copied = st.st_size > empty + 1500 * BODY_LEN;
+        copied = st.st_size > empty + 400 * BODY_LEN;
         if (!copied)
             usleep(50 * 1000);
     }
     ck_assert_msg(copied, "the database file stayed at %lld bytes", (long long)st.st_size);
-    check_with_stock_sqlite(1500);
+    check_with_stock_sqlite(500);
     lb_store_close(&s);
     remove_dir();
 }
@@ -217,9 +217,9 @@ START_TEST(wal_stays_bounded_under_steady_writes)
     snprintf(wal, sizeof wal, "%s-wal", db_path);
     struct stat st;
     ck_assert_int_eq(stat(wal, &st), 0);
-    /* 4,000 pages, plus what the writer commits while the thread holds the
+    /* 1,000 pages, plus what the writer commits while the thread holds the
      * checkpoint lock; never the whole 12,000 events (over 60 MB) */
-    ck_assert_msg(st.st_size < 40 * 1024 * 1024, "the WAL grew to %lld bytes", (long long)st.st_size);
+    ck_assert_msg(st.st_size < 20 * 1024 * 1024, "the WAL grew to %lld bytes", (long long)st.st_size);
     check_with_stock_sqlite(12000);
     lb_store_close(&s);
     remove_dir();
