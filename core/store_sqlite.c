@@ -289,18 +289,6 @@ int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_
     return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, what);
 }
 
-/* Without RETURNING, whose rows SQLite collects in an ephemeral table: that
- * cost the writer 1-2 us per event (docs/benchmarks.md). A conflict
- * changes no row, and the writer's connection is the only one that inserts. */
-int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err)
-{
-    int rc = sqlite3_step(st);
-    *id = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1 ? sqlite3_last_insert_rowid(s->db) : 0;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, what);
-}
-
 static int sqlite_begin(void *impl, lb_error *err)
 {
     sqlite_store *s = impl;

@@ -47,8 +47,6 @@ typedef struct sqlite_store {
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what);
 int lb_sqlite_step_done(sqlite_store *s, sqlite3_stmt *st, const char *what, lb_error *err);
-/* Runs an INSERT ... ON CONFLICT DO NOTHING and resets it: 0 with *id the
- * new row's, or 0 with *id = 0 when a conflict inserted nothing, or -1. */
 /* Dedupe (store_sqlite_keys.c). find: 1 with *found when the key is stored
  * already, 0 when not (*hash is then what add takes), -1 on error. add: inside
  * the transaction that inserted event `id`. forget: frees the map; the next
@@ -61,7 +59,6 @@ void lb_sqlite_keys_forget(sqlite_store *s);
 void lb_sqlite_dedupe_stats(void *impl, lb_store_dedupe_stats *out);
 /* Reads event_keys into the map; find does it when the map is not loaded. */
 int lb_sqlite_keys_load(sqlite_store *s, lb_error *err);
-int lb_sqlite_insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err);
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
 /* The cached statement for a slot, prepared from sql the first time; NULL on error. */
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err);

@@ -18,6 +18,20 @@ static lb_job_state state_from_name(const char *name)
     return LB_JOB_READY;
 }
 
+/* Runs an INSERT ... ON CONFLICT DO NOTHING and resets it: 0 with *id the
+ * new row's, or 0 with *id = 0 when a conflict inserted nothing, or -1.
+ * Without RETURNING, whose rows SQLite collects in an ephemeral table (1-2 us
+ * per row on the writer, docs/benchmarks.md): a conflict changes no row, and
+ * the writer's connection is the only one that inserts. */
+static int insert_new(sqlite_store *s, sqlite3_stmt *st, int64_t *id, const char *what, lb_error *err)
+{
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1 ? sqlite3_last_insert_rowid(s->db) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : lb_sqlite_fail(err, s->db, what);
+}
+
 int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err)
 {
     sqlite_store *s = impl;
@@ -43,7 +57,7 @@ int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *
     sqlite3_bind_int64(st, 11, job->created_at_ms);
     sqlite3_bind_int64(st, 12, job->next_attempt_at_ms);
     int64_t id;
-    if (lb_sqlite_insert_new(s, st, &id, "queuing a job", err))
+    if (insert_new(s, st, &id, "queuing a job", err))
         return -1;
     *inserted = id != 0;
     if (*inserted)
