@@ -61,7 +61,7 @@ static size_t finish(lb_event *ev, enum stage stage)
     size_t len = 0;
     lb_event_set_account(ev, "bench");
     if (stage == WRITE)
-        json_object_to_json_string_length(ev->doc, JSON_C_TO_STRING_PLAIN, &len);
+        lb_event_text(ev, &len);
     lb_event_clear(ev);
     return len;
 }

@@ -45,10 +45,9 @@ struct field_map {
     const char *dst;
 };
 
-/* The parent object of the last path looked up, so rows that share a prefix
- * ("data.purchase.payment.*", "purchase.*") walk it once, not once per row.
- * len is SIZE_MAX when nothing is cached. One for the delivery (a flat
- * document), one for the document being built (json-c). */
+/* The parent object of the last path looked up in the delivery, so rows
+ * that share a prefix ("data.purchase.payment.*") walk it once, not once per
+ * row. len is SIZE_MAX when nothing is cached. */
 struct prefix_key {
     char prefix[JPATH_LEN];
     size_t len;
@@ -60,20 +59,13 @@ struct src_cache {
     const lb_jnode *node; /* when rc == 1 */
 };
 
-struct dst_cache {
-    struct prefix_key key;
-    json_object *node; /* when rc == 1 */
-};
-
-/* One normalization: the delivery, the document being built, and the
- * lookup caches for both. The delivery never changes; the document only
- * grows and none of its objects is replaced, so a parent found in it stays
- * valid, while an absent one is not remembered (a later set may create it). */
+/* One normalization: the delivery, its lookup cache (the delivery never
+ * changes, so a parent found, or found absent, stays so), and the document
+ * being built (event_doc.h). */
 typedef struct nz {
     const lb_jnode *root;
-    json_object *doc;
+    lb_edoc *doc;
     struct src_cache src;
-    struct dst_cache dst;
 } nz;
 
 struct synonym {
@@ -270,41 +262,50 @@ static const struct event_map events[] = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static json_object *normalize_status(const struct synonym *tab, size_t n, const char *raw)
+/* A string value (C string semantics: it ends at its first NUL, as the
+ * json-c documents this adapter used to build did). */
+static void string_value(lb_evalue *out, const char *s, lb_evalue_case how)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(raw, tab[i].raw) == 0)
-            return json_object_new_string(tab[i].norm);
-    return lb_jstring_case(raw, false); /* a new spelling: kept, in the same case as the rest */
+    *out = (lb_evalue){.type = LB_EV_STR, .str_case = how, .s = s, .len = strlen(s)};
 }
 
-/* String kinds. Returns 1 with *out set, 0 if there is nothing to store. */
-static int convert_string(const struct field_map *f, const lb_jnode *v, json_object **out, lb_error *err)
+static void normalize_status(const struct synonym *tab, size_t n, const char *raw, lb_evalue *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(raw, tab[i].raw) == 0) {
+            string_value(out, tab[i].norm, LB_EV_ASIS);
+            return;
+        }
+    string_value(out, raw, LB_EV_LOWER); /* a new spelling: kept, in the same case as the rest */
+}
+
+/* String kinds. Returns 1 with *out set, 0 if there is nothing to store.
+ * out->s may point into cc, which must live until out is stored. */
+static int convert_string(const struct field_map *f, const lb_jnode *v, lb_evalue *out, char cc[3], lb_error *err)
 {
     const char *s = "";
-    char cc[3];
     if (lb_jnval_string(v, f->src, &s, err) < 0)
         return -1;
     if (*s == '\0')
         return 0; /* Hotmart sends "" for "no value" (affiliates, subscriber.phone) */
     switch (f->kind) {
     case K_UPPER:
-        *out = lb_jstring_case(s, true);
+        string_value(out, s, LB_EV_UPPER);
         break;
     case K_COUNTRY:
         /* A country name where a code belongs: skip it so the next source is tried. */
         if (!lb_country_normalize(s, cc))
             return 0;
-        *out = json_object_new_string(cc);
+        string_value(out, cc, LB_EV_ASIS);
         break;
     case K_PSTATUS:
-        *out = normalize_status(purchase_statuses, N_ELEMS(purchase_statuses), s);
+        normalize_status(purchase_statuses, N_ELEMS(purchase_statuses), s, out);
         break;
     case K_SSTATUS:
-        *out = normalize_status(subscription_statuses, N_ELEMS(subscription_statuses), s);
+        normalize_status(subscription_statuses, N_ELEMS(subscription_statuses), s, out);
         break;
     default:
-        *out = json_object_new_string(s);
+        string_value(out, s, LB_EV_ASIS);
     }
     return 1;
 }
@@ -322,36 +323,40 @@ static const char *number_text(const lb_jnode *v, char buf[24])
     return buf;
 }
 
-/* Reads v (present, not null) as f->kind into a new value *out. */
-static int convert(const struct field_map *f, const lb_jnode *v, json_object **out, lb_error *err)
+/* Scratch space a converted value's string may point into until it is stored. */
+struct value_buf {
+    char id[LB_ID_MAX];
+    char num[24];
+    char cc[3];
+};
+
+/* Reads v (present, not null) as f->kind into *out. */
+static int convert(const struct field_map *f, const lb_jnode *v, lb_evalue *out, struct value_buf *buf,
+                   lb_error *err)
 {
-    char id[LB_ID_MAX], num[24];
-    int64_t i;
-    double d;
-    bool b;
     int rc;
     switch (f->kind) {
     case K_ID:
-        if ((rc = lb_jnval_id(v, f->src, id, sizeof id, err)) == 1)
-            *out = json_object_new_string(id);
+        if ((rc = lb_jnval_id(v, f->src, buf->id, sizeof buf->id, err)) == 1)
+            string_value(out, buf->id, LB_EV_ASIS);
         return rc;
     case K_INT:
     case K_TIME:
-        rc = f->kind == K_INT ? lb_jnval_int(v, f->src, &i, err) : lb_jnval_time(v, f->src, &i, err);
-        if (rc == 1)
-            *out = json_object_new_int64(i);
-        return rc;
+        *out = (lb_evalue){.type = LB_EV_INT};
+        return f->kind == K_INT ? lb_jnval_int(v, f->src, &out->i, err) : lb_jnval_time(v, f->src, &out->i, err);
     case K_NUM:
         /* Keep the sender's spelling (49.9, not 49.899999999999999). */
-        if ((rc = lb_jnval_double(v, f->src, &d, err)) == 1)
-            *out = json_object_new_double_s(d, number_text(v, num));
+        *out = (lb_evalue){.type = LB_EV_NUM};
+        if ((rc = lb_jnval_double(v, f->src, &out->d, err)) == 1) {
+            out->s = number_text(v, buf->num);
+            out->len = strlen(out->s);
+        }
         return rc;
     case K_BOOL:
-        if ((rc = lb_jnval_bool(v, f->src, &b, err)) == 1)
-            *out = json_object_new_boolean(b);
-        return rc;
+        *out = (lb_evalue){.type = LB_EV_BOOL};
+        return lb_jnval_bool(v, f->src, &out->b, err);
     default:
-        return convert_string(f, v, out, err);
+        return convert_string(f, v, out, buf->cc, err);
     }
 }
 
@@ -396,72 +401,52 @@ static int cached_src(struct src_cache *c, const lb_jnode *root, const char *pat
     return lb_jnget_node_at(c->node, path, len + 1, out, err);
 }
 
-/* The same in the document being built, where an absent prefix is not
- * remembered (a later set may create it). */
-static int cached_dst(struct dst_cache *c, json_object *doc, const char *path, json_object **out)
+/* Sets doc[path] = v; the error names the path. */
+static int put(nz *z, const char *path, const lb_evalue *v, lb_error *err)
 {
-    size_t len;
-    *out = NULL;
-    if (!cacheable(path))
-        return lb_jget_node(doc, path, out, NULL);
-    if (!prefix_cached(&c->key, path, &len)) {
-        c->key.rc = lb_jget_node(doc, c->key.prefix, &c->node, NULL);
-        c->key.len = c->key.rc == 1 ? len : SIZE_MAX;
-    }
-    if (c->key.rc != 1)
-        return c->key.rc;
-    return lb_jget_node_at(c->node, path, len + 1, out, NULL);
+    return lb_edoc_set(z->doc, path, v) == 0 ? 0 : lb_fail(err, path, "cannot be stored");
 }
 
-/* Sets doc[dst] = out. When the lookup just before found dst's parent, the
- * value goes straight in under its last segment, a constant key (the rows'
- * paths are string literals) known to be new: no key copy, no lookup. */
-static int store_leaf(nz *z, const char *dst, json_object *out, lb_error *err)
+static int put_str(nz *z, const char *path, const char *s, lb_error *err)
 {
-    const char *leaf = strrchr(dst, '.');
-    bool parent_known = leaf && z->dst.key.len == (size_t)(leaf - dst) && z->dst.key.rc == 1 &&
-                        memcmp(z->dst.key.prefix, dst, z->dst.key.len) == 0 &&
-                        json_object_is_type(z->dst.node, json_type_object);
-    if (!parent_known || out == NULL)
-        return lb_jset(z->doc, dst, out, err);
-    if (json_object_object_add_ex(z->dst.node, leaf + 1, out,
-                                  JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) != 0) {
-        json_object_put(out);
-        return lb_fail(err, dst, "cannot be stored");
-    }
-    return 0;
+    lb_evalue v;
+    string_value(&v, s, LB_EV_ASIS);
+    return put(z, path, &v, err);
 }
 
-/* Sets a top-level member the document does not have yet, under `key`, a
- * string literal: no copy of the key, no lookup. */
-static int set_top(nz *z, const char *key, json_object *val, lb_error *err)
+static int put_bool(nz *z, const char *path, bool b, lb_error *err)
 {
-    if (val && json_object_object_add_ex(z->doc, key, val,
-                                         JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) == 0)
-        return 0;
-    json_object_put(val);
-    return lb_fail(err, key, "cannot be stored");
+    lb_evalue v = {.type = LB_EV_BOOL, .b = b};
+    return put(z, path, &v, err);
+}
+
+static int put_int(nz *z, const char *path, int64_t i, lb_error *err)
+{
+    lb_evalue v = {.type = LB_EV_INT, .i = i};
+    return put(z, path, &v, err);
 }
 
 static int map_field(nz *z, const struct field_map *f, lb_error *err)
 {
-    json_object *have, *out = NULL;
     const lb_jnode *v;
-    if (cached_dst(&z->dst, z->doc, f->dst, &have) == 1)
+    if (lb_edoc_has(z->doc, f->dst))
         return 0; /* an earlier, preferred source filled it */
     int rc = cached_src(&z->src, z->root, f->src, &v, err);
     if (rc <= 0)
         return rc;
-    rc = convert(f, v, &out, err);
+    lb_evalue out;
+    struct value_buf buf;
+    rc = convert(f, v, &out, &buf, err);
     if (rc <= 0)
         return rc;
-    if (store_leaf(z, f->dst, out, err) < 0)
+    if (put(z, f->dst, &out, err) < 0)
         return -1;
     if (f->kind != K_PSTATUS && f->kind != K_SSTATUS)
         return 0;
     char raw[JPATH_LEN];
     snprintf(raw, sizeof raw, "%s_raw", f->dst);
-    return lb_jset(z->doc, raw, json_object_new_string_len(v->str, (int)v->str_len), err);
+    lb_evalue verbatim = {.type = LB_EV_STR, .s = v->str, .len = v->str_len};
+    return put(z, raw, &verbatim, err);
 }
 
 static int map_fields(nz *z, const struct field_map *rows, size_t n,
@@ -497,17 +482,18 @@ static int map_under(nz *z, const char *base,
 
 /* ---- the parts a row cannot express ----------------------------------- */
 
-static json_object *concat(const char *a, const char *b)
+/* doc[path] = a + b */
+static int put_concat(nz *z, const char *path, const char *a, const char *b, lb_error *err)
 {
     size_t la = strlen(a), lb = strlen(b);
     char *t = malloc(la + lb + 1);
     if (t == NULL)
-        return NULL;
+        return lb_fail(err, path, "cannot be stored");
     memcpy(t, a, la);
     memcpy(t + la, b, lb + 1);
-    json_object *o = json_object_new_string(t);
+    int rc = put_str(z, path, t, err);
     free(t);
-    return o;
+    return rc;
 }
 
 /* subscriber.phone is {dddCell, cell, dddPhone, phone}: the mobile first,
@@ -524,7 +510,7 @@ static int join_phone(nz *z, const char *base, lb_error *err)
             lb_jnget_string(z->root, num_path, &num, err) < 0)
             return -1;
         if (*num != '\0')
-            return lb_jset(z->doc, "lead.phone", concat(area, num), err);
+            return put_concat(z, "lead.phone", area, num, err);
     }
     return 0;
 }
@@ -535,7 +521,7 @@ static int map_phone(nz *z, const char *base, lb_error *err)
 {
     char path[JPATH_LEN];
     const lb_jnode *v;
-    if (lb_jget(z->doc, "lead.phone") != NULL)
+    if (lb_edoc_has(z->doc, "lead.phone"))
         return 0;
     snprintf(path, sizeof path, "%s.phone", base);
     int rc = lb_jnget_node(z->root, path, &v, err);
@@ -557,7 +543,7 @@ static int map_lead(nz *z, const char *base, lb_error *err)
         return -1;
     if (rc == 0)
         return lb_fail(err, path, "is required");
-    if (lb_jset(z->doc, "lead.email", json_object_new_string(email), err) < 0 ||
+    if (put_str(z, "lead.email", email, err) < 0 ||
         map_under(z, base, lead_fields, N_ELEMS(lead_fields), err) < 0)
         return -1;
     return map_phone(z, base, err);
@@ -584,22 +570,20 @@ static int map_affiliates(nz *z, lb_error *err)
         if (c != NULL && *c != '\0')
             code = c;
     }
-    if (code != NULL && lb_jset(z->doc, "purchase.affiliate_code", json_object_new_string(code), err) < 0)
+    if (code != NULL && put_str(z, "purchase.affiliate_code", code, err) < 0)
         return -1;
-    return lb_jset(z->doc, "purchase.affiliate", json_object_new_boolean(code != NULL), err);
+    return put_bool(z, "purchase.affiliate", code != NULL, err);
 }
 
 /* Rules about a subscription look under subscription.*, whatever the
  * event; a purchase's next charge belongs there too when it is one. */
 static int map_purchase_extra(nz *z, lb_error *err)
 {
-    json_object *next = lb_jget(z->doc, "purchase.next_charge_at");
     if (map_affiliates(z, err) < 0)
         return -1;
-    if (next == NULL || lb_jget(z->doc, "subscription") == NULL)
+    if (!lb_edoc_has(z->doc, "purchase.next_charge_at") || !lb_edoc_has(z->doc, "subscription"))
         return 0;
-    return lb_jset(z->doc, "subscription.next_charge_at",
-                   json_object_new_int64(json_object_get_int64(next)), err);
+    return put_int(z, "subscription.next_charge_at", lb_edoc_int(z->doc, "purchase.next_charge_at", 0), err);
 }
 
 /* SWITCH_PLAN lists the old and the new plan; current = true marks the new. */
@@ -627,16 +611,19 @@ static int map_current_plan(nz *z, lb_error *err)
 
 /* Hotmart's "send test" button: canned product ids and name (spec 2); 1439
  * is the 1.0 postback's test product. */
-bool lb_hotmart_is_send_test(json_object *doc)
+static bool is_test_product(const char *id, const char *name)
 {
     static const char *const test_ids[] = {"0", "123456", "1439"};
     static const char test_name[] = "Produto test postback2";
-    const char *id = lb_jstr(doc, "product.id");
-    const char *name = lb_jstr(doc, "product.name");
     for (size_t i = 0; id != NULL && i < N_ELEMS(test_ids); i++)
         if (strcmp(id, test_ids[i]) == 0)
             return true;
     return name != NULL && strncmp(name, test_name, sizeof test_name - 1) == 0;
+}
+
+bool lb_hotmart_is_send_test(json_object *doc)
+{
+    return is_test_product(lb_jstr(doc, "product.id"), lb_jstr(doc, "product.name"));
 }
 
 /* ---- the envelope and the whole ----------------------------------------- */
@@ -665,9 +652,8 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
         return -1;
     if (rc == 0 || *name == '\0')
         return lb_fail(err, "event", "is required");
-    if (set_top(z, "id", json_object_new_string(id), err) < 0 ||
-        set_top(z, "source", json_object_new_string("hotmart"), err) < 0 ||
-        set_top(z, "source_type", json_object_new_string(name), err) < 0)
+    if (put_str(z, "id", id, err) < 0 || put_str(z, "source", "hotmart", err) < 0 ||
+        put_str(z, "source_type", name, err) < 0)
         return -1;
     *event = name;
     for (size_t i = 0; i < N_ELEMS(date_keys); i++) {
@@ -675,7 +661,7 @@ static int map_envelope(nz *z, const char **event, lb_error *err)
         if ((rc = lb_jnget_time(z->root, date_keys[i], &ms, err)) < 0)
             return -1;
         if (rc == 1)
-            return set_top(z, "occurred_at", json_object_new_int64(ms), err);
+            return put_int(z, "occurred_at", ms, err);
     }
     return 0; /* no date: occurred_at is omitted, never invented */
 }
@@ -701,14 +687,14 @@ static int build(nz *z, const struct event_map **mapped, lb_error *err)
         return -1;
     const struct event_map *m = find_event(name);
     *mapped = m;
-    if (set_top(z, "type", json_object_new_string(m ? m->type : "unknown"), err) < 0 ||
-        set_top(z, "ignored", json_object_new_boolean(m == NULL), err) < 0)
+    if (put_str(z, "type", m ? m->type : "unknown", err) < 0 || put_bool(z, "ignored", m == NULL, err) < 0)
         return -1;
     /* Unknown events (ORDER_FULFILLMENT, misspellings): their data has no
      * known shape, so nothing in it is read or can fail (spec 8.10). */
     if (m != NULL && map_data(z, m, err) < 0)
         return -1;
-    return set_top(z, "test", json_object_new_boolean(m != NULL && lb_hotmart_is_send_test(z->doc)), err);
+    bool test = m != NULL && is_test_product(lb_edoc_str(z->doc, "product.id"), lb_edoc_str(z->doc, "product.name"));
+    return put_bool(z, "test", test, err);
 }
 
 int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
@@ -717,15 +703,15 @@ int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
     memset(ev, 0, sizeof *ev);
     if (!root || root->type != json_type_object)
         return lb_fail(err, "", "the body must be a JSON object");
-    json_object *doc = json_object_new_object();
+    lb_edoc *doc = lb_edoc_new();
     if (doc == NULL)
         return lb_fail(err, "", "out of memory");
-    nz z = {.root = root, .doc = doc, .src.key.len = SIZE_MAX, .dst.key.len = SIZE_MAX};
+    nz z = {.root = root, .doc = doc, .src.key.len = SIZE_MAX};
     if (build(&z, &m, err) < 0) {
-        json_object_put(doc);
+        lb_edoc_free(doc);
         return -1;
     }
-    lb_event_bind(ev, doc, "hotmart", m ? m->type : "unknown");
+    lb_event_bind_edoc(ev, doc, "hotmart", m ? m->type : "unknown");
     return 0;
 }
 
@@ -752,7 +738,13 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
     if (!text)
         return lb_fail(err, "", "out of memory");
-    return normalize_text(text, len, ev, err);
+    if (normalize_text(text, len, ev, err) < 0)
+        return -1;
+    if (!lb_event_json(ev)) { /* its callers read ev->doc */
+        lb_event_clear(ev);
+        return lb_fail(err, "", "out of memory");
+    }
+    return 0;
 }
 
 const char *lb_hotmart_body_hottok(const lb_jnode *root)

@@ -13,11 +13,12 @@
 #include "json_flat.h"
 
 /* Normalizes a parsed 2.0.0 delivery (json_flat.h). On success returns 0
- * and fills ev (ev->doc is a new document; nothing of `root` is kept). On
- * bad input returns -1 and names the field in err (e.g. "data.buyer.email"). */
+ * and fills ev (ev->edoc is a new document, ev->doc is NULL until
+ * lb_event_json; nothing of `root` is kept). On bad input returns -1 and
+ * names the field in err (e.g. "data.buyer.email"). */
 int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err);
-/* The same from a json-c document, written out and read back flat: for the
- * CLI and tests, not the hot path. */
+/* The same from a json-c document, written out and read back flat, with
+ * ev->doc made: for the CLI and tests, not the hot path. */
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
 
 /* Whether a normalized document is a Hotmart "send test" delivery. */

@@ -30,7 +30,7 @@ typedef struct parked {
     lb_event event;
     char account[LB_ACCOUNT_ID_MAX + 1]; /* a copy: a reload may free the config meanwhile */
     const char *content_type;
-    const char *normalized;              /* event.doc as text, made on the loop thread */
+    const char *normalized;              /* the document as text, made on the loop thread */
     size_t normalized_len;
     lb_store_put_result result;
     lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
@@ -218,9 +218,8 @@ static void submit_open_batch(lb_ingest *ing)
     if (!b)
         return;
     ing->open = NULL;
-    for (size_t i = 0; i < b->n; i++) /* json-c caches the text in the doc: do it here, not on the writer */
-        b->items[i].normalized = json_object_to_json_string_length(b->items[i].event.doc, JSON_C_TO_STRING_PLAIN,
-                                                                   &b->items[i].normalized_len);
+    for (size_t i = 0; i < b->n; i++) /* the text is cached in the document: make it here, not on the writer */
+        b->items[i].normalized = lb_event_text(&b->items[i].event, &b->items[i].normalized_len);
     b->task.run = batch_write;
     b->task.done = batch_done;
     b->task.arg = b;
@@ -264,14 +263,19 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
     parked *p = batch_slot(ing);
     if (!p)
         return -1;
-    if (ev->test && ing->cfg->ignore_test_events) {
-        ev->ignored = true;
-        json_object_object_add(ev->doc, "ignored", json_object_new_boolean(1));
-    }
-    lb_event_set_account(ev, acct->id);
+    if (ev->test && ing->cfg->ignore_test_events && lb_event_set_ignored(ev) < 0)
+        return -1;
+    if (lb_event_set_account(ev, acct->id) < 0)
+        return -1;
     memset(p, 0, sizeof *p);
+    /* The json-c form of the document is made only for what reads it: Club
+     * state (club.* events) and accounts with segmentations on the product. */
+    bool club = ing->club && !ev->ignored && strncmp(ev->type, "club.", 5) == 0;
+    bool segs = !ev->ignored && lb_seg_engine_covers(ing->engine, acct->id, ev->product_id);
+    if ((club && !lb_event_json_for_change(ev)) || (segs && !lb_event_json(ev)))
+        return -1;
     lb_club_activity changed;
-    if (ing->club && !ev->ignored && lb_club_state_observe(ing->club, ev->doc, &changed)) {
+    if (club && lb_club_state_observe(ing->club, ev->doc, &changed)) {
         p->club = changed;
         p->club.account = strdup(changed.account);
         p->club.product_id = strdup(changed.product_id);
@@ -283,7 +287,7 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
             return -1;
         }
     }
-    if (ing->engine && !ev->ignored) {
+    if (segs) {
         lb_seg_sink sink = {.job = lb_job_list_add, .ud = &p->jobs};
         if (lb_seg_engine_evaluate(ing->engine, acct->id, ev->doc, 0, &sink) < 0) {
             lb_job_list_clear(&p->jobs);

@@ -284,6 +284,11 @@ static int emit_jobs(job_src *src, const lb_segmentation *seg, const lb_seg_sink
     return (int)seg->n_actions;
 }
 
+bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product)
+{
+    return e && account && product && *product && find_bucket(e, account, product) != NULL;
+}
+
 int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *event, int64_t event_id,
                            const lb_seg_sink *sink)
 {

@@ -53,6 +53,11 @@ typedef struct lb_seg_sink {
 int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *event, int64_t event_id,
                            const lb_seg_sink *sink);
 
+/* Whether (account, product) has segmentations to evaluate. When it has
+ * none, lb_seg_engine_evaluate makes nothing whatever the event, so a caller
+ * that holds the event in another form need not make its json-c document. */
+bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product);
+
 /* What evaluation would do, queuing nothing (the base of "send test"):
  * {"event":{"id","type","product","email"},
  *  "decisions":[{"segmentation","segmentation_id","integration","action",

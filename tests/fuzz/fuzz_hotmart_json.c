@@ -26,15 +26,20 @@ static void must(int ok, const char *what)
     }
 }
 
-/* The event's document as the daemon writes it must read back as JSON. */
+/* The event's document as the daemon writes it must read back as JSON, and
+ * as the same document as its json-c form. */
 static void check_document(lb_event *ev)
 {
     size_t len;
     lb_event_set_account(ev, "fuzz");
-    const char *text = json_object_to_json_string_length(ev->doc, JSON_C_TO_STRING_PLAIN, &len);
+    const char *text = lb_event_text(ev, &len);
     char why[160];
     must(text != NULL, "document cannot be written");
     must(lb_jflat_parse(flat, text, len, 64, why, sizeof why) != NULL, "document does not read back");
+    json_object *read_back = json_tokener_parse(text);
+    must(read_back != NULL, "json-c cannot read the document");
+    must(json_object_equal(read_back, lb_event_json(ev)), "the text and the json-c document differ");
+    json_object_put(read_back);
     must(ev->lead_email != NULL || ev->ignored, "an event without a lead was not ignored");
 }
 
