@@ -253,17 +253,20 @@ static void account(lb_rules *r, lb_module *m, lb_outcome out, const char *msg)
 
 static int eval_module(lb_rules *r, lb_module *m, json_object *event, json_object *params, lb_error *err)
 {
-    char field[96];
-    snprintf(field, sizeof field, "rule:%s", m->id);
-    if (m->disabled)
+    char field[96]; /* made only for an error: a snprintf per module run was 4 % of an evaluation */
+    if (m->disabled) {
+        snprintf(field, sizeof field, "rule:%s", m->id);
         return lb_fail(err, field, "disabled: switched off after %u consecutive errors (last %s)", m->consecutive,
                        m->last_error);
+    }
     struct call_ctx c = {m, event, params, 0, ""};
     char msg[240];
     lb_outcome out = run(r, eval_tramp, &c, msg, sizeof msg);
     account(r, m, out, msg);
-    if (out != LB_OUT_OK)
+    if (out != LB_OUT_OK) {
+        snprintf(field, sizeof field, "rule:%s", m->id);
         return lb_fail(err, field, "%s: %s", lb_outcome_name(out), msg);
+    }
     return c.result;
 }
 
@@ -421,11 +424,23 @@ static bool type_listed(char *const *events, const char *type)
     return false;
 }
 
+bool lb_rules_prepared_wants_type(const lb_rule_prepared *h, const char *type)
+{
+    return type && type_listed(h->trigger->events, type);
+}
+
 int lb_rules_match_prepared(lb_rules *r, lb_rule_prepared *h, json_object *event, lb_error *err)
 {
     json_object *t = NULL;
-    if (!json_object_object_get_ex(event, "type", &t) || !json_object_is_type(t, json_type_string) ||
-        !type_listed(h->trigger->events, json_object_get_string(t)))
+    const char *type = json_object_object_get_ex(event, "type", &t) && json_object_is_type(t, json_type_string)
+                           ? json_object_get_string(t)
+                           : NULL;
+    return lb_rules_match_prepared_as(r, h, event, type, err);
+}
+
+int lb_rules_match_prepared_as(lb_rules *r, lb_rule_prepared *h, json_object *event, const char *type, lb_error *err)
+{
+    if (!lb_rules_prepared_wants_type(h, type))
         return 0; /* the cheap skip: no Lua runs for events of other types */
     int rc = eval_module(r, h->trigger, event, h->trigger_params, err);
     for (size_t i = 0; rc == 1 && i < h->n; i++)

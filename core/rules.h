@@ -17,6 +17,7 @@
 #define LB_RULES_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -101,6 +102,14 @@ void lb_rules_unprepare(lb_rules *r, lb_rule_prepared *h);
  * false answer stops the evaluation. Each run updates that module's
  * counters; max_errors consecutive errors disable it until the next load. */
 int lb_rules_match_prepared(lb_rules *r, lb_rule_prepared *h, json_object *event, lb_error *err);
+/* The same for a caller that read the event's type already (the engine does
+ * once per event, not once per segmentation: a json-c lookup is not free). */
+int lb_rules_match_prepared_as(lb_rules *r, lb_rule_prepared *h, json_object *event, const char *type,
+                               lb_error *err);
+
+/* Whether the spec's trigger lists this normalized event type: when it does
+ * not, lb_rules_match_prepared answers 0 without reading the event. */
+bool lb_rules_prepared_wants_type(const lb_rule_prepared *h, const char *type);
 
 /* Convenience for one-off evaluations (tests, "send test"): prepare, match,
  * release. A spec that does not check is -1 with the first reason in err. */

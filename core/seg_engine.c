@@ -284,9 +284,13 @@ static int emit_jobs(job_src *src, const lb_segmentation *seg, const lb_seg_sink
     return (int)seg->n_actions;
 }
 
-bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product)
+bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product, const char *type)
 {
-    return e && account && product && *product && find_bucket(e, account, product) != NULL;
+    const bucket *b = e && account && product && *product ? find_bucket(e, account, product) : NULL;
+    for (size_t k = 0; b && k < b->n; k++)
+        if (b->v[k].h && lb_rules_prepared_wants_type(b->v[k].h, type))
+            return true;
+    return false;
 }
 
 int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *event, int64_t event_id,
@@ -299,12 +303,13 @@ int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *e
     if (!b)
         return 0;
     job_src src = {account, email, event_id, event, {NULL, NULL}};
+    const char *type = lb_jstr(event, "type"); /* once, for every segmentation */
     int made = 0;
     for (size_t k = 0; k < b->n && made >= 0; k++) {
         if (!b->v[k].h)
             continue;
         lb_error err = {{0}, {0}};
-        int rc = lb_rules_match_prepared(e->rules, b->v[k].h, event, &err);
+        int rc = lb_rules_match_prepared_as(e->rules, b->v[k].h, event, type, &err);
         if (rc < 0)
             report_rule_error(sink, b->v[k].seg, &err);
         if (rc != 1)

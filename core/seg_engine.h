@@ -53,10 +53,11 @@ typedef struct lb_seg_sink {
 int lb_seg_engine_evaluate(lb_seg_engine *e, const char *account, json_object *event, int64_t event_id,
                            const lb_seg_sink *sink);
 
-/* Whether (account, product) has segmentations to evaluate. When it has
- * none, lb_seg_engine_evaluate makes nothing whatever the event, so a caller
- * that holds the event in another form need not make its json-c document. */
-bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product);
+/* Whether (account, product) has a segmentation whose trigger takes events
+ * of this type. When it has none, lb_seg_engine_evaluate makes nothing, runs
+ * no rule and reads nothing of the event, so a caller that holds the event in
+ * another form need not make its json-c document. */
+bool lb_seg_engine_covers(const lb_seg_engine *e, const char *account, const char *product, const char *type);
 
 /* What evaluation would do, queuing nothing (the base of "send test"):
  * {"event":{"id","type","product","email"},

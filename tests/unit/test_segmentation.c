@@ -1263,6 +1263,40 @@ START_TEST(engine_account_and_product_index)
 }
 END_TEST
 
+/* covers: whether an event of a type could make anything, without reading
+ * the event (the ingest path then skips making its json-c document) */
+START_TEST(engine_covers_by_account_product_and_trigger_type)
+{
+    env e;
+    env_open(&e);
+    add(&e, "{'id':1,'name':'a','product':'4123456','trigger':{'id':'purchase_approved'},'integration':'mc',"
+            "'actions':[{'action':'tag_add','params':{'tag':'a'}}]}");
+    add(&e, "{'id':2,'name':'slip','product':'4123456','trigger':{'id':'bank_slip_issued'},'integration':'mc',"
+            "'actions':[{'action':'tag_add','params':{'tag':'s'}}]}");
+    add(&e, "{'id':3,'name':'off','product':'777','trigger':{'id':'purchase_refunded'},'integration':'mc',"
+            "'actions':[{'action':'tag_add','params':{'tag':'r'}}],'enabled':false}");
+    lb_seg_engine *eng = engine(&e);
+    ck_assert(lb_seg_engine_covers(eng, "acme", "4123456", "purchase.approved"));
+    ck_assert(lb_seg_engine_covers(eng, "acme", "4123456", "purchase.billet_printed"));
+    ck_assert(!lb_seg_engine_covers(eng, "acme", "4123456", "purchase.refunded"));
+    ck_assert(!lb_seg_engine_covers(eng, "acme", "777", "purchase.refunded")); /* disabled */
+    ck_assert(!lb_seg_engine_covers(eng, "acme", "999", "purchase.approved"));
+    ck_assert(!lb_seg_engine_covers(eng, "other", "4123456", "purchase.approved"));
+    ck_assert(!lb_seg_engine_covers(eng, "acme", NULL, "purchase.approved"));
+    ck_assert(!lb_seg_engine_covers(eng, "acme", "", "purchase.approved"));
+    ck_assert(!lb_seg_engine_covers(eng, "acme", "4123456", NULL));
+    ck_assert(!lb_seg_engine_covers(NULL, "acme", "4123456", "purchase.approved"));
+    /* and what it says is what evaluation does: a refund on the product makes nothing */
+    json_object *ev = event_of("PURCHASE_REFUNDED");
+    run r;
+    ck_assert_int_eq(evaluate(eng, "acme", ev, 1, &r), 0);
+    lb_job_list_clear(&r.jobs);
+    json_object_put(ev);
+    lb_seg_engine_free(eng);
+    env_close(&e);
+}
+END_TEST
+
 START_TEST(engine_ignored_event_makes_nothing)
 {
     env e;
@@ -1555,6 +1589,7 @@ static Suite *make_suite(void)
     tcase_add_test(eng, engine_cart_lead_fields);
     tcase_add_test(eng, engine_skips_disabled_and_inconsistent);
     tcase_add_test(eng, engine_account_and_product_index);
+    tcase_add_test(eng, engine_covers_by_account_product_and_trigger_type);
     tcase_add_test(eng, engine_ignored_event_makes_nothing);
     tcase_add_test(eng, engine_no_lead_email_makes_nothing);
     tcase_add_test(eng, engine_rule_error_isolated);
