@@ -41,6 +41,8 @@ struct lb_edoc {
     member *m;
     size_t n, cap;
     int32_t first, last; /* the top level */
+    int32_t last_top;    /* the top-level member found last: rows that share a group ("purchase.*")
+                          * come one after the other, so most lookups start there */
     block *arena;        /* the newest block first */
     char *text;
     size_t text_len, text_cap;
@@ -58,7 +60,7 @@ lb_edoc *lb_edoc_new(void)
     d->m = d->inline_members;
     d->n = 0;
     d->cap = MEMBERS_INLINE;
-    d->first = d->last = NONE;
+    d->first = d->last = d->last_top = NONE;
     d->inline_block = (block){NULL, d->inline_data, 0, ARENA_INLINE};
     d->arena = &d->inline_block;
     d->text = NULL;
@@ -135,12 +137,28 @@ static const char *copy_string(lb_edoc *d, const char *s, size_t len, lb_evalue_
     return t;
 }
 
+static bool key_is(const member *m, const char *key, size_t key_len)
+{
+    return m->key_len == key_len && memcmp(m->key, key, key_len) == 0;
+}
+
 static int32_t find(const lb_edoc *d, int32_t first, const char *key, size_t key_len)
 {
     for (int32_t k = first; k != NONE; k = d->m[k].next)
-        if (d->m[k].key_len == key_len && memcmp(d->m[k].key, key, key_len) == 0)
+        if (key_is(&d->m[k], key, key_len))
             return k;
     return NONE;
+}
+
+/* The top-level member named key[0..key_len), or NONE. */
+static int32_t find_top(lb_edoc *d, const char *key, size_t key_len)
+{
+    if (d->last_top != NONE && key_is(&d->m[d->last_top], key, key_len))
+        return d->last_top;
+    int32_t at = find(d, d->first, key, key_len);
+    if (at != NONE)
+        d->last_top = at;
+    return at;
 }
 
 static int grow_members(lb_edoc *d)
@@ -210,7 +228,7 @@ int lb_edoc_set(lb_edoc *d, const char *path, const lb_evalue *v)
     if (split(path, &top_len, &leaf, &leaf_len) < 0)
         return -1;
     d->text_valid = false;
-    int32_t at = find(d, d->first, path, top_len);
+    int32_t at = find_top(d, path, top_len);
     if (!leaf) {
         if (at == NONE)
             at = append(d, &d->first, &d->last, path, top_len, (uint8_t)v->type);
@@ -254,36 +272,36 @@ int lb_edoc_set_bool(lb_edoc *d, const char *path, bool b)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static const member *lookup(const lb_edoc *d, const char *path)
+static const member *lookup(lb_edoc *d, const char *path)
 {
     size_t top_len, leaf_len;
     const char *leaf;
     if (split(path, &top_len, &leaf, &leaf_len) < 0)
         return NULL;
-    int32_t at = find(d, d->first, path, top_len);
+    int32_t at = find_top(d, path, top_len);
     if (at != NONE && leaf)
         at = d->m[at].kind == KIND_GROUP ? find(d, d->m[at].first, leaf, leaf_len) : NONE;
     return at == NONE ? NULL : &d->m[at];
 }
 
-bool lb_edoc_has(const lb_edoc *d, const char *path)
+bool lb_edoc_has(lb_edoc *d, const char *path)
 {
     return lookup(d, path) != NULL;
 }
 
-const char *lb_edoc_str(const lb_edoc *d, const char *path)
+const char *lb_edoc_str(lb_edoc *d, const char *path)
 {
     const member *m = lookup(d, path);
     return m && m->kind == LB_EV_STR ? m->s : NULL;
 }
 
-int64_t lb_edoc_int(const lb_edoc *d, const char *path, int64_t fallback)
+int64_t lb_edoc_int(lb_edoc *d, const char *path, int64_t fallback)
 {
     const member *m = lookup(d, path);
     return m && m->kind == LB_EV_INT ? m->i : fallback;
 }
 
-bool lb_edoc_bool(const lb_edoc *d, const char *path, bool fallback)
+bool lb_edoc_bool(lb_edoc *d, const char *path, bool fallback)
 {
     const member *m = lookup(d, path);
     return m && m->kind == LB_EV_BOOL ? m->b : fallback;

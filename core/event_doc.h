@@ -49,13 +49,13 @@ int lb_edoc_set_int(lb_edoc *d, const char *path, int64_t i);
 int lb_edoc_set_bool(lb_edoc *d, const char *path, bool b);
 
 /* Whether path is present (a group counts). */
-bool lb_edoc_has(const lb_edoc *d, const char *path);
+bool lb_edoc_has(lb_edoc *d, const char *path);
 /* The stored string at path (NUL-terminated; lives as long as the document),
  * or NULL if absent or not a string. */
-const char *lb_edoc_str(const lb_edoc *d, const char *path);
+const char *lb_edoc_str(lb_edoc *d, const char *path);
 /* The integer / boolean at path; `fallback` if absent or of another type. */
-int64_t lb_edoc_int(const lb_edoc *d, const char *path, int64_t fallback);
-bool lb_edoc_bool(const lb_edoc *d, const char *path, bool fallback);
+int64_t lb_edoc_int(lb_edoc *d, const char *path, int64_t fallback);
+bool lb_edoc_bool(lb_edoc *d, const char *path, bool fallback);
 
 /* The document as compact JSON text, owned by d and valid until the next
  * set; NULL if memory runs out. */
