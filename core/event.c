@@ -76,10 +76,17 @@ int lb_event_set_ignored(lb_event *ev)
     return set_json(ev, "ignored", ev->doc ? json_object_new_boolean(1) : NULL);
 }
 
-void lb_event_clear(lb_event *ev)
+void lb_event_clear_keep_edoc(lb_event *ev, lb_edoc **edoc)
 {
     if (ev->doc)
         json_object_put(ev->doc);
-    lb_edoc_free(ev->edoc);
+    *edoc = ev->edoc;
     memset(ev, 0, sizeof *ev);
+}
+
+void lb_event_clear(lb_event *ev)
+{
+    lb_edoc *edoc;
+    lb_event_clear_keep_edoc(ev, &edoc);
+    lb_edoc_free(edoc);
 }

@@ -51,5 +51,7 @@ int lb_event_set_account(lb_event *ev, const char *account_id);
 int lb_event_set_ignored(lb_event *ev);
 /* Releases the document and zeroes the struct. Safe on a zeroed event. */
 void lb_event_clear(lb_event *ev);
+/* The same, but the edoc (or NULL) is handed to the caller, not freed. */
+void lb_event_clear_keep_edoc(lb_event *ev, lb_edoc **edoc);
 
 #endif

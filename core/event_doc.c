@@ -69,19 +69,33 @@ lb_edoc *lb_edoc_new(void)
     return d;
 }
 
-void lb_edoc_free(lb_edoc *d)
+static void free_blocks(lb_edoc *d)
 {
-    if (!d)
-        return;
     while (d->arena != &d->inline_block) {
         block *b = d->arena;
         d->arena = b->next;
         free(b);
     }
+}
+
+void lb_edoc_free(lb_edoc *d)
+{
+    if (!d)
+        return;
+    free_blocks(d);
     if (d->m != d->inline_members)
         free(d->m);
     free(d->text);
     free(d);
+}
+
+void lb_edoc_reset(lb_edoc *d)
+{
+    free_blocks(d);
+    d->inline_block.used = 0;
+    d->n = 0; /* a grown member array is kept: the next document may need it too */
+    d->first = d->last = d->last_top = NONE;
+    d->text_valid = false;
 }
 
 /* ---- storage ----------------------------------------------------------- */

@@ -40,6 +40,9 @@ typedef struct lb_evalue {
 
 lb_edoc *lb_edoc_new(void);
 void lb_edoc_free(lb_edoc *d);
+/* Empties d for another document, keeping its memory (a document is a few
+ * KiB: allocating one per request got slow once the heap was busy). */
+void lb_edoc_reset(lb_edoc *d);
 
 /* Returns 0, or -1 if path is malformed, names a group where a scalar is
  * (or the other way round), or memory runs out. */

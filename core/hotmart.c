@@ -697,22 +697,30 @@ static int build(nz *z, const struct event_map **mapped, lb_error *err)
     return put_bool(z, "test", test, err);
 }
 
-int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
+int lb_hotmart_normalize_flat_into(const lb_jnode *root, lb_edoc *doc, lb_event *ev, lb_error *err)
 {
     const struct event_map *m = NULL;
     memset(ev, 0, sizeof *ev);
     if (!root || root->type != json_type_object)
         return lb_fail(err, "", "the body must be a JSON object");
-    lb_edoc *doc = lb_edoc_new();
-    if (doc == NULL)
-        return lb_fail(err, "", "out of memory");
     nz z = {.root = root, .doc = doc, .src.key.len = SIZE_MAX};
-    if (build(&z, &m, err) < 0) {
-        lb_edoc_free(doc);
+    if (build(&z, &m, err) < 0)
         return -1;
-    }
     lb_event_bind_edoc(ev, doc, "hotmart", m ? m->type : "unknown");
     return 0;
+}
+
+int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err)
+{
+    lb_edoc *doc = lb_edoc_new();
+    if (doc == NULL) {
+        memset(ev, 0, sizeof *ev);
+        return lb_fail(err, "", "out of memory");
+    }
+    int rc = lb_hotmart_normalize_flat_into(root, doc, ev, err);
+    if (rc < 0)
+        lb_edoc_free(doc);
+    return rc;
 }
 
 /* From JSON text, nested to any depth (json-c's own documents may be). */

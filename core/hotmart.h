@@ -17,6 +17,9 @@
  * lb_event_json; nothing of `root` is kept). On bad input returns -1 and
  * names the field in err (e.g. "data.buyer.email"). */
 int lb_hotmart_normalize_flat(const lb_jnode *root, lb_event *ev, lb_error *err);
+/* The same into `doc`, an empty document (new or reset): on success the
+ * event owns it; on failure it stays the caller's, to reset and reuse. */
+int lb_hotmart_normalize_flat_into(const lb_jnode *root, lb_edoc *doc, lb_event *ev, lb_error *err);
 /* The same from a json-c document, written out and read back flat, with
  * ev->doc made: for the CLI and tests, not the hot path. */
 int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);

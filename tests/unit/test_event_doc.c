@@ -173,6 +173,31 @@ START_TEST(growth_keeps_earlier_strings_in_place)
 }
 END_TEST
 
+/* A reset document is empty and builds the next one as a new one would,
+ * whatever the last one grew to. */
+START_TEST(a_reset_document_builds_the_next_one_afresh)
+{
+    lb_edoc *d = lb_edoc_new();
+    char big[3000];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 100; i++) { /* past the inline members and arena */
+        char path[16];
+        snprintf(path, sizeof path, "g.k%d", i);
+        ck_assert_int_eq(lb_edoc_set_str(d, path, big), 0);
+    }
+    ck_assert_ptr_nonnull(lb_edoc_text(d, NULL));
+    lb_edoc_reset(d);
+    ck_assert(!lb_edoc_has(d, "g"));
+    assert_text(d, "{}");
+    lb_edoc_set_str(d, "id", "e-2");
+    lb_edoc_set_int(d, "lead.n", 1);
+    assert_text(d, "{\"id\":\"e-2\",\"lead\":{\"n\":1}}");
+    assert_forms_agree(d);
+    lb_edoc_free(d);
+}
+END_TEST
+
 /* ---- the event's two forms ---------------------------------------------- */
 
 static void normalize_fixture(const char *name, lb_event *ev)
@@ -272,6 +297,18 @@ START_TEST(event_changes_reach_both_forms)
     lb_event_clear(&ev);
     ck_assert_ptr_null(ev.doc);
     ck_assert_ptr_null(ev.edoc);
+
+    /* clearing may hand the edoc back instead of freeing it */
+    normalize_fixture("PURCHASE_APPROVED.json", &ev);
+    lb_edoc *kept = ev.edoc, *got = NULL;
+    lb_event_json(&ev);
+    lb_event_clear_keep_edoc(&ev, &got);
+    ck_assert_ptr_eq(got, kept);
+    ck_assert_ptr_null(ev.edoc);
+    ck_assert_ptr_null(ev.doc);
+    lb_edoc_reset(got);
+    assert_text(got, "{}");
+    lb_edoc_free(got);
 }
 END_TEST
 
@@ -304,6 +341,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_paths_and_shape_conflicts_are_refused);
     tcase_add_test(tc, reads_say_what_is_there);
     tcase_add_test(tc, growth_keeps_earlier_strings_in_place);
+    tcase_add_test(tc, a_reset_document_builds_the_next_one_afresh);
     tcase_add_test(tc, every_fixture_has_one_document_in_both_forms);
     tcase_add_test(tc, event_changes_reach_both_forms);
     tcase_add_test(tc, a_changed_json_form_becomes_the_document);
