@@ -294,7 +294,7 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
     /* The json-c form of the document is made only for what reads it: Club
      * state (club.* events) and segmentations on the product whose trigger
      * takes this type of event. */
-    bool club = ing->club && !ev->ignored && strncmp(ev->type, "club.", 5) == 0;
+    bool club = ing->club && !ev->ignored && ev->type && strncmp(ev->type, "club.", 5) == 0;
     bool segs = !ev->ignored && lb_seg_engine_covers(ing->engine, acct->id, ev->product_id, ev->type);
     if ((club && !lb_event_json_for_change(ev)) || (segs && !lb_event_json(ev)))
         return -1;
