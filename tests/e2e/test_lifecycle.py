@@ -1,7 +1,9 @@
 """The daemon's command line, configuration errors, reload and shutdown."""
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -208,6 +210,42 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start():
         a.cleanup()
         b.cleanup()
         c.cleanup()
+
+
+def test_a_version_5_store_is_upgraded_at_start_and_keeps_knowing_its_events():
+    d = Daemon().start()
+    try:
+        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+        first = d.post_hotmart(body).json()
+        assert first["duplicate"] is False
+        d.stop()
+        # the store as version 5 had it: a unique index on the events' keys, no event_keys
+        con = sqlite3.connect(d.db)
+        con.executescript("""
+            DROP TABLE event_keys;
+            ALTER TABLE events RENAME TO events_v6;
+            CREATE TABLE events (id INTEGER PRIMARY KEY, account TEXT NOT NULL, source TEXT NOT NULL,
+              source_event_id TEXT NOT NULL, type TEXT NOT NULL, source_type TEXT NOT NULL, product_id TEXT,
+              lead_email TEXT, occurred_at INTEGER, received_at INTEGER NOT NULL,
+              status TEXT NOT NULL CHECK (status IN ('accepted','ignored')), is_test INTEGER NOT NULL DEFAULT 0,
+              normalized TEXT NOT NULL, raw_content_type TEXT NOT NULL, raw_body BLOB NOT NULL,
+              UNIQUE (account, source, source_event_id));
+            INSERT INTO events SELECT * FROM events_v6;
+            DROP TABLE events_v6;
+            PRAGMA user_version = 5;""")
+        con.close()
+        d.start()
+        log = d.stderr()
+        # an upgrade that copies every event takes a while: the log says so, then says when it is done
+        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=5 to=6', log), log
+        assert re.search(r'msg="store schema upgraded" version=6 ms=\d+', log), log
+        again = d.post_hotmart(body).json()
+        assert again == {"event_id": first["event_id"], "duplicate": True}, again
+        assert d.query("SELECT count(*) FROM event_keys") == [(1,)]
+        assert d.query("PRAGMA user_version") == [(6,)]
+        assert d.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'") == [(0,)]
+    finally:
+        d.cleanup()
 
 
 run(globals())
