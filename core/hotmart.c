@@ -401,29 +401,30 @@ static int cached_src(struct src_cache *c, const lb_jnode *root, const char *pat
     return lb_jnget_node_at(c->node, path, len + 1, out, err);
 }
 
-/* Sets doc[path] = v; the error names the path. */
+/* The result of a set into the document; the error names the path. */
+static int stored(int rc, const char *path, lb_error *err)
+{
+    return rc == 0 ? 0 : lb_fail(err, path, "cannot be stored");
+}
+
 static int put(nz *z, const char *path, const lb_evalue *v, lb_error *err)
 {
-    return lb_edoc_set(z->doc, path, v) == 0 ? 0 : lb_fail(err, path, "cannot be stored");
+    return stored(lb_edoc_set(z->doc, path, v), path, err);
 }
 
 static int put_str(nz *z, const char *path, const char *s, lb_error *err)
 {
-    lb_evalue v;
-    string_value(&v, s, LB_EV_ASIS);
-    return put(z, path, &v, err);
+    return stored(lb_edoc_set_str(z->doc, path, s), path, err);
 }
 
 static int put_bool(nz *z, const char *path, bool b, lb_error *err)
 {
-    lb_evalue v = {.type = LB_EV_BOOL, .b = b};
-    return put(z, path, &v, err);
+    return stored(lb_edoc_set_bool(z->doc, path, b), path, err);
 }
 
 static int put_int(nz *z, const char *path, int64_t i, lb_error *err)
 {
-    lb_evalue v = {.type = LB_EV_INT, .i = i};
-    return put(z, path, &v, err);
+    return stored(lb_edoc_set_int(z->doc, path, i), path, err);
 }
 
 static int map_field(nz *z, const struct field_map *f, lb_error *err)
