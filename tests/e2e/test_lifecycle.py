@@ -242,7 +242,11 @@ def test_a_version_5_store_is_upgraded_at_start_and_keeps_knowing_its_events():
         again = d.post_hotmart(body).json()
         assert again == {"event_id": first["event_id"], "duplicate": True}, again
         assert d.query("SELECT count(*) FROM event_keys") == [(1,)]
-        assert d.query("PRAGMA user_version") == [(6,)]
+        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=6 to=7', log), log
+        assert d.query("PRAGMA user_version") == [(7,)]
+        # migration 7: the outbox's state check without an IN list
+        jobs_sql = d.query("SELECT sql FROM sqlite_master WHERE name = 'jobs'")[0][0]
+        assert " IN (" not in jobs_sql and "state = 'ready' OR" in jobs_sql, jobs_sql
         assert d.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'") == [(0,)]
     finally:
         d.cleanup()

@@ -373,6 +373,88 @@ START_TEST(storing_outside_a_transaction_is_refused)
 }
 END_TEST
 
+/* The outbox as migration 2 made it: its state check an IN list. */
+static const char *const jobs_v2 =
+    "CREATE TABLE jobs (id INTEGER PRIMARY KEY, account TEXT NOT NULL, integration TEXT NOT NULL,"
+    " lead_email TEXT NOT NULL, action TEXT NOT NULL, params TEXT NOT NULL, lead TEXT NOT NULL,"
+    " idempotency_key TEXT NOT NULL UNIQUE, event_id INTEGER NOT NULL, segmentation_id INTEGER NOT NULL,"
+    " action_index INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('ready','done','dead')),"
+    " attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, last_status INTEGER, last_reason TEXT);"
+    "CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'ready';"
+    "CREATE INDEX jobs_dead ON jobs (account, id) WHERE state = 'dead';";
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+    sqlite3_free(msg);
+}
+
+/* Migration 7 rebuilds the outbox with its state check spelled without IN
+ * (an IN list cost an ephemeral b-tree per insert and update): every job
+ * keeps its columns, ids and indexes, and a state outside the three is still
+ * refused. */
+START_TEST(migration_7_keeps_the_jobs_and_their_check)
+{
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    open_fresh_store(&s, false);
+    lb_store_close(&s);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    exec_ok(db, "DROP TABLE jobs;");
+    exec_ok(db, jobs_v2);
+    exec_ok(db, "INSERT INTO jobs VALUES (7, 'acct', 'crm', 'a@example.com', 'tag_add', '{\"tag\":\"x\"}',"
+                " '{\"name\":\"A\"}', '3:1:0', 3, 1, 0, 'ready', 0, 100, 200, 100, NULL, NULL);"
+                "INSERT INTO jobs VALUES (8, 'acct', 'crm', 'b@example.com', 'list_add', '{}', '{}', '3:2:0', 3, 2, 0,"
+                " 'dead', 5, 100, 900, 950, 422, 'invalid e-mail');"
+                "PRAGMA user_version = 6;");
+    sqlite3_close(db);
+    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
+    lb_store_close(&s);
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT sql FROM sqlite_master WHERE name = 'jobs'),"
+                                        " (SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+                                        "  WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name)),"
+                                        " (SELECT count(*) FROM sqlite_master WHERE name = 'jobs_v6'),"
+                                        " group_concat(id || '|' || account || '|' || integration || '|' || lead_email"
+                                        "  || '|' || action || '|' || params || '|' || lead || '|' || idempotency_key"
+                                        "  || '|' || event_id || '|' || segmentation_id || '|' || action_index || '|'"
+                                        "  || state || '|' || attempts || '|' || created_at || '|' || next_attempt_at"
+                                        "  || '|' || updated_at || '|' || ifnull(last_status, '-') || '|'"
+                                        "  || ifnull(last_reason, '-'), ';')"
+                                        " FROM (SELECT * FROM jobs ORDER BY id)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    const char *sql = (const char *)sqlite3_column_text(st, 0);
+    ck_assert_ptr_null(strstr(sql, " IN ("));
+    ck_assert_ptr_nonnull(strstr(sql, "state = 'ready' OR state = 'done' OR state = 'dead'"));
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), "jobs_dead,jobs_ready,sqlite_autoindex_jobs_1");
+    ck_assert_int_eq(sqlite3_column_int(st, 2), 0);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 3),
+                     "7|acct|crm|a@example.com|tag_add|{\"tag\":\"x\"}|{\"name\":\"A\"}|3:1:0|3|1|0|ready|0|100|200|"
+                     "100|-|-;8|acct|crm|b@example.com|list_add|{}|{}|3:2:0|3|2|0|dead|5|100|900|950|422|"
+                     "invalid e-mail");
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE jobs SET state = 'gone' WHERE id = 7", NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT);
+    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO jobs (account, integration, lead_email, action, params, lead,"
+                                      " idempotency_key, event_id, segmentation_id, action_index, state, created_at,"
+                                      " next_attempt_at, updated_at) VALUES ('a', 'i', 'e', 'x', '{}', '{}',"
+                                      " '3:1:0', 3, 1, 0, 'ready', 1, 1, 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT); /* the idempotency key is still unique */
+    sqlite3_close(db);
+    remove_dir();
+}
+END_TEST
+
 /* A database of version 5 (a unique index on the events' keys) loses the
  * index, and its events' keys move to event_keys: they are still known. */
 START_TEST(a_version_5_database_keeps_knowing_its_events)
@@ -393,6 +475,7 @@ START_TEST(a_version_5_database_keeps_knowing_its_events)
         " NULL, NULL, NULL, 30, 'ignored', 1, '{\"n\":9}', 'application/x-www-form-urlencoded', x'6869');"
         "PRAGMA user_version = 5;";
     ck_assert_int_eq(sqlite3_exec(db, v5, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, jobs_v2, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     lb_store s;
     lb_error err = {0};
@@ -437,6 +520,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, large_transactions_and_checkpoints_read_back_exactly, 0, 2);
     tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
+    tcase_add_test(tc, migration_7_keeps_the_jobs_and_their_check);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_loop_test(tc, reopened_store_still_knows_its_events, 0, 2);
