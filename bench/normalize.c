@@ -53,7 +53,7 @@ static void load(const char *dir)
     }
 }
 
-enum stage { PARSE, NORMALIZE, WRITE };
+enum stage { PARSE, NORMALIZE, WRITE, TREE };
 
 /* The event's document as the daemon stores it (account added, then text). */
 static size_t finish(lb_event *ev, enum stage stage)
@@ -62,6 +62,10 @@ static size_t finish(lb_event *ev, enum stage stage)
     lb_event_set_account(ev, "bench");
     if (stage == WRITE)
         lb_event_text(ev, &len);
+    if (stage == TREE && !lb_event_json(ev)) {
+        fprintf(stderr, "bench/normalize: out of memory\n");
+        exit(1);
+    }
     lb_event_clear(ev);
     return len;
 }
@@ -110,13 +114,14 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     json_tokener *tok = json_tokener_new_ex(64);
     lb_jflat *flat = lb_jflat_new();
-    static const char *const stage_names[] = {"read", "read + normalize", "read + normalize + write"};
+    static const char *const stage_names[] = {"read", "read + normalize", "read + normalize + write",
+                                              "read + normalize + json-c tree"};
     size_t sink = 0;
     double t0 = cpu_s();
     for (long k = 0; k < n; k++)
         one_json_c(tok, (size_t)k % N_BODIES);
     printf("%-7s %-26s %6.2f us/delivery\n", "json-c", stage_names[PARSE], (cpu_s() - t0) / (double)n * 1e6);
-    for (enum stage s = PARSE; s <= WRITE; s++) {
+    for (enum stage s = PARSE; s <= TREE; s++) {
         t0 = cpu_s();
         for (long k = 0; k < n; k++)
             sink += one_flat(flat, (size_t)k % N_BODIES, s);

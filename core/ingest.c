@@ -212,8 +212,12 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
 {
     batch *b = arg;
     lb_ingest *ing = b->ing;
-    lb_histogram_observe(&ing->metrics->commit_seconds, commit_seconds);
-    lb_histogram_observe(&ing->metrics->batch_size, (double)b->n);
+    /* once per transaction: batches queued while the writer was busy share
+     * one commit, and counted one by one they read as small, slow commits */
+    if (b->task.tx_first) {
+        lb_histogram_observe(&ing->metrics->commit_seconds, commit_seconds);
+        lb_histogram_observe(&ing->metrics->batch_size, (double)b->task.tx_events);
+    }
     if (rc == 0) {
         ing->metrics->dedupe_keys = b->dedupe.keys;
         ing->metrics->dedupe_bytes = b->dedupe.bytes;
@@ -246,6 +250,7 @@ static void submit_open_batch(lb_ingest *ing)
     b->task.run = batch_write;
     b->task.done = batch_done;
     b->task.arg = b;
+    b->task.events = b->n;
     lb_store_writer_submit(ing->writer, &b->task);
 }
 

@@ -51,10 +51,21 @@ static void run_transaction(lb_store_writer *w, lb_write_task *list)
     if (rc != 0)
         lb_store_rollback(w->store);
     double seconds = monotonic_s() - t0;
+    lb_write_task *first = NULL;
+    size_t events = 0;
     for (lb_write_task *t = list; t; t = t->next) {
         t->rc = rc;
         t->err = err;
         t->seconds = seconds;
+        t->tx_first = false;
+        t->tx_events = 0;
+        if (t->events && !first)
+            first = t;
+        events += t->events;
+    }
+    if (first) {
+        first->tx_first = true;
+        first->tx_events = events;
     }
 }
 

@@ -9,6 +9,7 @@
 #ifndef LB_STORE_WRITER_H
 #define LB_STORE_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <event2/event.h>
 
@@ -24,10 +25,16 @@ struct lb_write_task {
     /* Loop thread, after COMMIT (rc 0) or ROLLBACK (rc -1). */
     void (*done)(void *arg, int rc, const lb_error *err, double commit_seconds);
     void *arg;
+    size_t events; /* how many events run stores (0 for other writes); set by the submitter */
     /* the writer's */
     int rc;
     lb_error err;
     double seconds;
+    /* Set on one task per transaction, the first that stores events: the
+     * events of its whole transaction (tasks queued while a commit runs share
+     * the next one), so a done callback can count each commit once. */
+    bool tx_first;
+    size_t tx_events;
     lb_write_task *next;
 };
 

@@ -272,6 +272,13 @@ def test_healthz_and_metrics():
     assert 'listboss_events_total{type="purchase.approved",outcome="stored"}' in text
     assert 'listboss_events_total{type="purchase.approved",outcome="duplicate"}' in text
     assert "listboss_commit_batch_size_bucket" in text and "listboss_commit_seconds_count" in text
+    # one observation per commit, and every event that reached the store in exactly one of them
+    commits = int(re.search(r"^listboss_commit_batch_size_count (\d+)$", text, re.M).group(1))
+    assert commits == int(re.search(r"^listboss_commit_seconds_count (\d+)$", text, re.M).group(1))
+    in_commits = int(re.search(r"^listboss_commit_batch_size_sum (\d+)$", text, re.M).group(1))
+    events = sum(int(n) for n in re.findall(r'^listboss_events_total\{[^}]*outcome="(?:stored|duplicate|ignored)"\} (\d+)$',
+                                            text, re.M))
+    assert 0 < commits <= in_commits == events, (commits, in_commits, events)
     # the dedupe index holds one entry per stored event
     keys = int(re.search(r"^listboss_dedupe_keys (\d+)$", text, re.M).group(1))
     assert keys > 0 and keys == D.query("SELECT count(*) FROM event_keys")[0][0]
