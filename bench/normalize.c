@@ -4,9 +4,10 @@
  *
  * Built and run by bench/normalize, over the mix of six fixtures that
  * bench/ingest posts. The flat reader (core/json_flat.c) is timed stage by
- * stage (read; read + normalize; read + normalize + write); json-c's tokener
- * and tree, which the daemon used before, for reading alone (parse + free),
- * the part the flat reader replaced. In process CPU time.
+ * stage (read; read + normalize; read + normalize + write; read + normalize
+ * + the document's json-c tree, which segmentations and Club state read);
+ * json-c's tokener and tree, which the daemon used before, for reading alone
+ * (parse + free), the part the flat reader replaced. In process CPU time.
  *
  * Usage: normalize FIXTURES_DIR ITERATIONS */
 #ifndef _GNU_SOURCE
