@@ -152,7 +152,7 @@ static const char *const migrations[] = {
     "INSERT INTO event_keys SELECT id, account, source, source_event_id FROM events;",
     /* 7: the jobs' state check without IN: SQLite builds an ephemeral b-tree
      * of an IN list of three or more values each time the statement runs, so
-     * every job insert and state update paid for one (≈ 1.8 of 4.4 us a row,
+     * every job insert and state update paid for one (≈ 1.6 of 4.2 us a row,
      * docs/benchmarks.md). The check is the same set of values. Rebuilt,
      * because SQLite cannot change a CHECK in place. */
     "ALTER TABLE jobs RENAME TO jobs_v6;"
