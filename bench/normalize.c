@@ -121,12 +121,12 @@ int main(int argc, char **argv)
     double t0 = cpu_s();
     for (long k = 0; k < n; k++)
         one_json_c(tok, (size_t)k % N_BODIES);
-    printf("%-7s %-26s %6.2f us/delivery\n", "json-c", stage_names[PARSE], (cpu_s() - t0) / (double)n * 1e6);
+    printf("%-7s %-30s %6.2f us/delivery\n", "json-c", stage_names[PARSE], (cpu_s() - t0) / (double)n * 1e6);
     for (enum stage s = PARSE; s <= TREE; s++) {
         t0 = cpu_s();
         for (long k = 0; k < n; k++)
             sink += one_flat(flat, (size_t)k % N_BODIES, s);
-        printf("%-7s %-26s %6.2f us/delivery\n", "flat", stage_names[s], (cpu_s() - t0) / (double)n * 1e6);
+        printf("%-7s %-30s %6.2f us/delivery\n", "flat", stage_names[s], (cpu_s() - t0) / (double)n * 1e6);
     }
     json_tokener_free(tok);
     lb_jflat_free(flat);

@@ -474,8 +474,8 @@ START_TEST(a_version_5_database_keeps_knowing_its_events)
         "INSERT INTO events VALUES (9, 'acct', 'hotmart', 'old-9', 'purchase.refunded', 'PURCHASE_REFUNDED',"
         " NULL, NULL, NULL, 30, 'ignored', 1, '{\"n\":9}', 'application/x-www-form-urlencoded', x'6869');"
         "PRAGMA user_version = 5;";
-    ck_assert_int_eq(sqlite3_exec(db, v5, NULL, NULL, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, jobs_v2, NULL, NULL, NULL), SQLITE_OK);
+    exec_ok(db, v5);
+    exec_ok(db, jobs_v2);
     sqlite3_close(db);
     lb_store s;
     lb_error err = {0};
