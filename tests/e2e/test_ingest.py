@@ -362,9 +362,14 @@ def test_client_that_half_closes_after_its_request_gets_the_answer():
     with socket.create_connection(("127.0.0.1", D.port), timeout=10) as s:
         s.sendall(hotmart_request(with_id(fixture("PURCHASE_CHARGEBACK"), i)))
         s.shutdown(socket.SHUT_WR)
-        out = s.makefile("rb").read()
+        out = s.makefile("rb").read()  # to the end: the daemon closes once it has answered
     assert out.startswith(b"HTTP/1.1 200 OK"), out[:200]
-    assert b"Connection: close" in out
+    # one answer, whole; no "Connection: close" check: on a busy machine the
+    # client's FIN can arrive after the commit, when a keep-alive answer is
+    # already out (CI, 2026-11-28)
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = int(re.search(rb"\r\nContent-Length: (\d+)", head).group(1))
+    assert len(body) == length and out.count(b"HTTP/1.1 ") == 1, out
     assert len(stored("acme", i)) == 1
 
 
