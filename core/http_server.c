@@ -611,7 +611,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     size_t room = LB_READ_CHUNK;
     if (buffer_pending(&c->in) + room > limit)
         room = limit > buffer_pending(&c->in) ? limit - buffer_pending(&c->in) : 0;
-    if (room == 0 && c->pending) { /* one more full request is buffered: wait for the answer */
+    if (room == 0 && !c->pending) {
+        /* the answer came in this loop turn, before this event and before its
+         * resume: the full buffer holds the next request (or one the limits
+         * refuse), so serve it now instead of reading */
+        conn_process(c);
+        return;
+    }
+    if (room == 0) { /* one more full request is buffered: wait for the answer */
         c->reading_paused = true;
         event_del(c->readable);
         return;
