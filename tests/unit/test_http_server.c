@@ -169,6 +169,25 @@ static char *pipeline(size_t n, size_t *one, size_t *len)
     return all;
 }
 
+/* Answers each request the server hands out, on a loop turn of its own
+ * (through the trigger, as the writer's pipe wakes the ingest), until the
+ * client has `n` answers; returns how many it got. */
+static size_t answer_the_rest(world *w, size_t answers, size_t n)
+{
+    char buf[65536];
+    for (int turn = 0; turn < 10000 && answers < n; turn++) {
+        settle(w);
+        if (w->held) {
+            ck_assert_int_eq(write(w->trigger[1], "x", 1), 1);
+            settle(w);
+        }
+        ssize_t got = client_read(w, buf, sizeof buf);
+        ck_assert_msg(got >= 0, "the server dropped the connection after %zu answers", answers);
+        answers += count(buf, "HTTP/1.1 200 OK");
+    }
+    return answers;
+}
+
 /* The input buffer is exactly full when the answer comes, and in the same
  * loop turn the socket is readable again, after the answer's own event: the
  * buffered requests are served, not taken for bytes no request can use. */
@@ -197,15 +216,7 @@ START_TEST(an_answer_just_before_a_readable_event_on_a_full_buffer_keeps_the_con
     ck_assert_uint_eq(answers, 1);
     /* the rest of the pipeline, every request answered in turn */
     send_all(w.client, all + sent, len - sent);
-    for (int turn = 0; turn < 10000 && answers < n; turn++) {
-        settle(&w);
-        if (w.held)
-            answer_held(&w);
-        ssize_t got = client_read(&w, buf, sizeof buf);
-        ck_assert_msg(got >= 0, "the server dropped the connection after %zu answers", answers);
-        answers += count(buf, "HTTP/1.1 200 OK");
-    }
-    ck_assert_uint_eq(answers, n);
+    ck_assert_uint_eq(answer_the_rest(&w, answers, n), n);
     ck_assert_uint_eq(w.handled, n);
     free(all);
     world_close(&w);
@@ -222,19 +233,7 @@ START_TEST(a_long_pipeline_is_served_in_order_with_reading_paused_and_resumed)
     char *all = pipeline(n, &one, &len);
     ck_assert_uint_gt(len, 4 * READ_AHEAD);
     send_all(w.client, all, len); /* the socket buffers take it all */
-    size_t answers = 0;
-    char buf[65536];
-    for (int turn = 0; turn < 10000 && answers < n; turn++) {
-        settle(&w);
-        if (w.held) {
-            ck_assert_int_eq(write(w.trigger[1], "x", 1), 1);
-            settle(&w);
-        }
-        ssize_t got = client_read(&w, buf, sizeof buf);
-        ck_assert_msg(got >= 0, "the server dropped the connection after %zu answers", answers);
-        answers += count(buf, "HTTP/1.1 200 OK");
-    }
-    ck_assert_uint_eq(answers, n);
+    ck_assert_uint_eq(answer_the_rest(&w, 0, n), n);
     ck_assert_uint_eq(w.handled, n);
     free(all);
     world_close(&w);
