@@ -213,19 +213,20 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
     batch *b = arg;
     lb_ingest *ing = b->ing;
     /* once per transaction: batches queued while the writer was busy share
-     * one commit, and counted one by one they read as small, slow commits */
-    if (b->task.tx_first) {
+     * one commit, and counted one by one they read as small, slow commits
+     * (and one failed transaction as several) */
+    if (b->task.tx_first && rc == 0) {
         lb_histogram_observe(&ing->metrics->commit_seconds, commit_seconds);
         lb_histogram_observe(&ing->metrics->batch_size, (double)b->task.tx_events);
+    } else if (b->task.tx_first) {
+        ing->metrics->store_errors++;
     }
     if (rc == 0) {
         ing->metrics->dedupe_keys = b->dedupe.keys;
         ing->metrics->dedupe_bytes = b->dedupe.bytes;
-    }
-    if (rc) {
+    } else {
         char n[24];
         snprintf(n, sizeof n, "%zu", b->n);
-        ing->metrics->store_errors++;
         lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);
     }
     for (size_t i = 0; i < b->n; i++) {

@@ -120,7 +120,7 @@ void lb_metrics_render(const lb_metrics *m, struct evbuffer *out)
     render_histogram(&m->batch_size, out);
     render_histogram(&m->commit_seconds, out);
     evbuffer_add_printf(out,
-                        "# HELP listboss_store_errors_total Group commits that failed and were answered 503\n"
+                        "# HELP listboss_store_errors_total Store writes that failed (ingest transactions answered 503, dispatcher writes retried)\n"
                         "# TYPE listboss_store_errors_total counter\nlistboss_store_errors_total %llu\n"
                         "# HELP listboss_http_connections Open client connections\n"
                         "# TYPE listboss_http_connections gauge\nlistboss_http_connections %llu\n"

@@ -261,6 +261,17 @@ def test_accounts_are_isolated():
     assert norm["account"] == "beta"
 
 
+def assert_commits_count_every_event_once(text):
+    """One observation per commit, and every event that reached the store in
+    exactly one of them (a failed transaction is no commit)."""
+    commits = int(re.search(r"^listboss_commit_batch_size_count (\d+)$", text, re.M).group(1))
+    assert commits == int(re.search(r"^listboss_commit_seconds_count (\d+)$", text, re.M).group(1))
+    in_commits = int(re.search(r"^listboss_commit_batch_size_sum (\d+)$", text, re.M).group(1))
+    events = sum(int(n) for n in re.findall(r'^listboss_events_total\{[^}]*outcome="(?:stored|duplicate|ignored)"\} (\d+)$',
+                                            text, re.M))
+    assert 0 < commits <= in_commits == events, (commits, in_commits, events)
+
+
 def test_healthz_and_metrics():
     r = D.get("/healthz")
     assert r.status == 200 and r.json()["status"] == "ok"
@@ -272,13 +283,7 @@ def test_healthz_and_metrics():
     assert 'listboss_events_total{type="purchase.approved",outcome="stored"}' in text
     assert 'listboss_events_total{type="purchase.approved",outcome="duplicate"}' in text
     assert "listboss_commit_batch_size_bucket" in text and "listboss_commit_seconds_count" in text
-    # one observation per commit, and every event that reached the store in exactly one of them
-    commits = int(re.search(r"^listboss_commit_batch_size_count (\d+)$", text, re.M).group(1))
-    assert commits == int(re.search(r"^listboss_commit_seconds_count (\d+)$", text, re.M).group(1))
-    in_commits = int(re.search(r"^listboss_commit_batch_size_sum (\d+)$", text, re.M).group(1))
-    events = sum(int(n) for n in re.findall(r'^listboss_events_total\{[^}]*outcome="(?:stored|duplicate|ignored)"\} (\d+)$',
-                                            text, re.M))
-    assert 0 < commits <= in_commits == events, (commits, in_commits, events)
+    assert_commits_count_every_event_once(text)
     # the dedupe index holds one entry per stored event
     keys = int(re.search(r"^listboss_dedupe_keys (\d+)$", text, re.M).group(1))
     assert keys > 0 and keys == D.query("SELECT count(*) FROM event_keys")[0][0]
@@ -387,7 +392,9 @@ def test_store_locked_by_another_writer_gives_503_then_recovers():
     assert stored("acme", json.loads(body)["id"]) == []
     r = D.post_hotmart(body)
     assert r.status == 200 and r.json()["duplicate"] is False, r
-    assert "listboss_store_errors_total 1" in D.get("/metrics").body.decode()
+    text = D.get("/metrics").body.decode()
+    assert "listboss_store_errors_total 1" in text
+    assert_commits_count_every_event_once(text)
 
 
 def test_secrets_never_reach_the_log():
