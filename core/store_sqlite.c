@@ -5,6 +5,7 @@
  * an append-only list of migrations keyed by PRAGMA user_version, each applied
  * in its own transaction. */
 #include "store_sqlite.h"
+#include "limiter.h" /* lb_clock_ms_fine */
 #include "log.h"
 #include "parent_dir.h"
 #include "store_sqlite_int.h"
@@ -209,13 +210,6 @@ static int user_version(sqlite3 *db)
     return v;
 }
 
-static double elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* Upgrades an existing store, logging each step: some copy every event
  * (migration 6 took 25 s for 300k events here), and a daemon that says
  * nothing meanwhile looks hung. A new database is not logged step by step. */
@@ -235,14 +229,13 @@ static int migrate(sqlite3 *db, lb_error *err)
         if (current > 0)
             lb_log(LB_LOG_INFO, "upgrading the store's schema; the daemon answers once it is done", "from", from,
                    "to", to, NULL);
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = lb_clock_ms_fine(CLOCK_MONOTONIC);
         if (exec_sql(db, "BEGIN IMMEDIATE", err) || exec_sql(db, migrations[v], err) ||
             exec_sql(db, bump, err) || exec_sql(db, "COMMIT", err)) {
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return -1;
         }
-        snprintf(ms, sizeof ms, "%.0f", elapsed_ms(&t0));
+        snprintf(ms, sizeof ms, "%.0f", lb_clock_ms_fine(CLOCK_MONOTONIC) - t0);
         if (current > 0)
             lb_log(LB_LOG_INFO, "store schema upgraded", "version", to, "ms", ms, NULL);
     }
