@@ -49,6 +49,7 @@ static void check_document(lb_event *ev)
     must(ev->lead_email != NULL || ev->ignored, "an event without a lead was not ignored");
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char why[160];

@@ -1,0 +1,28 @@
+/* fuzz_hotmart_form.c: libFuzzer (or AFL++) target for the 1.0 postback:
+ * the form decoder and its normalizer. Any body must come back as an error
+ * with a message, or as an event whose document is valid JSON (see
+ * fuzz_check.h); the hottok it hands back is a string the caller frees.
+ * Built and run by tests/fuzz/run; its corpus is replayed by make check. */
+#include <stdint.h>
+#include <string.h>
+
+#include "fuzz_check.h"
+#include "hotmart.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lb_event ev;
+    lb_error err = {0};
+    char *hottok = NULL;
+    if (lb_hotmart_form_normalize((const char *)data, size, &ev, &hottok, &err) == 0) {
+        fuzz_check_event(&ev, "fuzz_hotmart_form");
+        lb_event_clear(&ev);
+    } else {
+        fuzz_must(err.message[0] != '\0', "fuzz_hotmart_form", "an error without a message");
+    }
+    if (hottok)
+        fuzz_must(strlen(hottok) <= size, "fuzz_hotmart_form", "a hottok longer than the body");
+    free(hottok);
+    return 0;
+}
