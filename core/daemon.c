@@ -221,13 +221,12 @@ static int add_signals(lb_daemon *d)
  * (about a second per million events), so say how long and how big. */
 static void log_store_opened(lb_daemon *d, const struct timespec *t0, const struct timespec *t1)
 {
-    lb_store_dedupe_stats st;
-    lb_store_dedupe_stats_get(&d->store, &st);
-    d->metrics.dedupe_keys = st.keys;
-    d->metrics.dedupe_bytes = st.bytes;
+    lb_store_stats st;
+    lb_store_stats_get(&d->store, &st);
+    d->metrics.store = st;
     char keys[24], mib[24], ms[24];
-    snprintf(keys, sizeof keys, "%llu", (unsigned long long)st.keys);
-    snprintf(mib, sizeof mib, "%.1f", (double)st.bytes / (1024.0 * 1024.0));
+    snprintf(keys, sizeof keys, "%llu", (unsigned long long)st.dedupe_keys);
+    snprintf(mib, sizeof mib, "%.1f", (double)st.dedupe_bytes / (1024.0 * 1024.0));
     double elapsed_ms = (double)(t1->tv_sec - t0->tv_sec) * 1e3 + (double)(t1->tv_nsec - t0->tv_nsec) / 1e6;
     snprintf(ms, sizeof ms, "%.0f", elapsed_ms);
     lb_log(LB_LOG_INFO, "store opened", "database", d->cfg->database, "event_keys", keys, "dedupe_mib", mib,

@@ -44,7 +44,7 @@ typedef struct batch {
     lb_ingest *ing;
     parked *items;
     size_t n, cap;
-    lb_store_dedupe_stats dedupe; /* read by the writer after the batch, shown in /metrics */
+    lb_store_stats stats; /* read by the writer after the batch, shown in /metrics */
 } batch;
 
 struct lb_ingest {
@@ -135,7 +135,7 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         if (p->club.account && lb_store_put_club_activity(store, &p->club, err))
             return -1;
     }
-    lb_store_dedupe_stats_get(store, &b->dedupe);
+    lb_store_stats_get(store, &b->stats);
     return 0;
 }
 
@@ -222,8 +222,7 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
         ing->metrics->store_errors++;
     }
     if (rc == 0) {
-        ing->metrics->dedupe_keys = b->dedupe.keys;
-        ing->metrics->dedupe_bytes = b->dedupe.bytes;
+        ing->metrics->store = b->stats;
     } else {
         char n[24];
         snprintf(n, sizeof n, "%zu", b->n);

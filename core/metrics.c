@@ -127,7 +127,12 @@ void lb_metrics_render(const lb_metrics *m, struct evbuffer *out)
                         "# HELP listboss_dedupe_keys Event keys in the in-memory dedupe index\n"
                         "# TYPE listboss_dedupe_keys gauge\nlistboss_dedupe_keys %llu\n"
                         "# HELP listboss_dedupe_bytes Memory the dedupe index holds\n"
-                        "# TYPE listboss_dedupe_bytes gauge\nlistboss_dedupe_bytes %llu\n",
+                        "# TYPE listboss_dedupe_bytes gauge\nlistboss_dedupe_bytes %llu\n"
+                        "# HELP listboss_wal_pages Pages in the write-ahead log after the last commit\n"
+                        "# TYPE listboss_wal_pages gauge\nlistboss_wal_pages %llu\n"
+                        "# HELP listboss_wal_full_waits_total Commits that found the write-ahead log at its hard size and waited for a checkpoint\n"
+                        "# TYPE listboss_wal_full_waits_total counter\nlistboss_wal_full_waits_total %llu\n",
                         (unsigned long long)m->store_errors, (unsigned long long)m->connections_open,
-                        (unsigned long long)m->dedupe_keys, (unsigned long long)m->dedupe_bytes);
+                        (unsigned long long)m->store.dedupe_keys, (unsigned long long)m->store.dedupe_bytes,
+                        (unsigned long long)m->store.wal_pages, (unsigned long long)m->store.wal_full_waits);
 }

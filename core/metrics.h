@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <event2/buffer.h>
 
+#include "store.h"
+
 #define LB_METRICS_MAX_SERIES 128
 #define LB_HIST_BUCKETS 12
 
@@ -39,7 +41,7 @@ typedef struct lb_metrics {
     lb_histogram commit_seconds;
     uint64_t store_errors;
     uint64_t connections_open;
-    uint64_t dedupe_keys, dedupe_bytes; /* the store's in-memory dedupe index, after the last commit */
+    lb_store_stats store; /* what the store said after the last commit */
 } lb_metrics;
 
 void lb_metrics_init(lb_metrics *m);

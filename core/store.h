@@ -41,11 +41,16 @@ typedef struct lb_store_options {
                              * first webhook after a start must not wait for it) */
 } lb_store_options;
 
-/* The dedupe index in memory: its entries (about one per stored event) and
- * the bytes it holds. */
-typedef struct lb_store_dedupe_stats {
-    uint64_t keys, bytes;
-} lb_store_dedupe_stats;
+/* What the store says about itself in /metrics. */
+typedef struct lb_store_stats {
+    /* the dedupe index in memory: its entries (about one per stored event)
+     * and the bytes it holds */
+    uint64_t dedupe_keys, dedupe_bytes;
+    /* the write-ahead log: its length in pages after the last commit (0 if
+     * the engine has none or does not say), and how many commits found it at
+     * its hard size and waited for a checkpoint before they returned */
+    uint64_t wal_pages, wal_full_waits;
+} lb_store_stats;
 
 /* Receives one stored job; the visitor takes ownership (lb_job_free). */
 typedef void (*lb_job_visit)(lb_outbox_job *job, void *ud);
@@ -87,7 +92,7 @@ typedef struct lb_store_ops {
     int (*put_club_activity)(void *impl, const lb_club_activity *a, lb_error *err);
     int (*load_club_activity)(void *impl, lb_club_visit visit, void *ud, lb_error *err);
     /* on the thread that writes (or before it starts) */
-    void (*dedupe_stats)(void *impl, lb_store_dedupe_stats *out);
+    void (*stats)(void *impl, lb_store_stats *out);
 } lb_store_ops;
 
 typedef struct lb_store {
@@ -170,9 +175,9 @@ static inline int lb_store_put_club_activity(lb_store *s, const lb_club_activity
 {
     return s->ops->put_club_activity(s->impl, a, err);
 }
-static inline void lb_store_dedupe_stats_get(lb_store *s, lb_store_dedupe_stats *out)
+static inline void lb_store_stats_get(lb_store *s, lb_store_stats *out)
 {
-    s->ops->dedupe_stats(s->impl, out);
+    s->ops->stats(s->impl, out);
 }
 static inline int lb_store_load_club_activity(lb_store *s, lb_club_visit visit, void *ud, lb_error *err)
 {

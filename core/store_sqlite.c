@@ -413,6 +413,15 @@ static int sqlite_put_event(void *impl, const lb_store_event *in, lb_store_put_r
     return lb_sqlite_keys_add(s, hash, out->event_id, in->account, ev->source, ev->source_event_id, err);
 }
 
+static void sqlite_stats(void *impl, lb_store_stats *out)
+{
+    const sqlite_store *s = impl;
+    *out = (lb_store_stats){0};
+    lb_sqlite_dedupe_stats(s, out);
+    if (s->checkpointer)
+        lb_sqlite_checkpointer_stats(s->checkpointer, out);
+}
+
 const lb_store_ops lb_store_sqlite_ops = {
     .engine = "sqlite",
     .begin = sqlite_begin,
@@ -432,7 +441,7 @@ const lb_store_ops lb_store_sqlite_ops = {
     .set_segmentation_status = lb_sqlite_set_segmentation_status,
     .put_club_activity = lb_sqlite_put_club_activity,
     .load_club_activity = lb_sqlite_load_club_activity,
-    .dedupe_stats = lb_sqlite_dedupe_stats,
+    .stats = sqlite_stats,
 };
 
 sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, const char *sql, lb_error *err)

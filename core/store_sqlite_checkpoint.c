@@ -48,8 +48,11 @@ struct lb_sqlite_checkpointer {
     bool requested, stopping;
     bool copying;          /* the thread is inside a checkpoint */
     bool writer_copying;   /* the writer is: the thread must not start one */
-    unsigned long waits;   /* the writer's waits since the last warning */
+    /* the writer's own, set in its WAL hook */
+    unsigned long waits;   /* waits since the last warning */
     time_t warned_at;      /* one warning a minute at most */
+    uint64_t wal_pages;    /* the WAL's length after the last commit */
+    uint64_t full_waits;   /* all waits, for /metrics */
 };
 
 static void *checkpointer_main(void *arg)
@@ -94,12 +97,16 @@ static void writer_checkpoint_waiting(lb_sqlite_checkpointer *c, sqlite3 *writer
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     c->waits++; /* the writer's own fields from here on */
+    c->full_waits++;
     time_t now = time(NULL);
     if (now - c->warned_at >= 60) {
-        char n[24];
+        char n[24], pages[24];
         snprintf(n, sizeof n, "%lu", c->waits);
-        lb_log(LB_LOG_WARN, "the checkpoint thread fell behind; commits waited for it (is the machine overloaded?)",
-               "waits", n, NULL);
+        snprintf(pages, sizeof pages, "%llu", (unsigned long long)c->wal_pages);
+        lb_log(LB_LOG_WARN,
+               "the WAL reached its hard size; commits waited for a checkpoint (is the machine overloaded, "
+               "or is a reader holding an old snapshot?)",
+               "waits", n, "wal_pages", pages, NULL);
         c->waits = 0;
         c->warned_at = now;
     }
@@ -109,6 +116,7 @@ static void writer_checkpoint_waiting(lb_sqlite_checkpointer *c, sqlite3 *writer
 static int on_wal_commit(void *arg, sqlite3 *writer_db, const char *name, int wal_pages)
 {
     lb_sqlite_checkpointer *c = arg;
+    c->wal_pages = (uint64_t)wal_pages;
     if (wal_pages >= LB_WAL_HARD_PAGES) {
         writer_checkpoint_waiting(c, writer_db, name);
         return SQLITE_OK;
@@ -182,4 +190,10 @@ void lb_sqlite_checkpointer_stop(lb_sqlite_checkpointer *c, sqlite3 *writer_db)
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->idle);
     free(c);
+}
+
+void lb_sqlite_checkpointer_stats(const lb_sqlite_checkpointer *c, lb_store_stats *out)
+{
+    out->wal_pages = c->wal_pages;
+    out->wal_full_waits = c->full_waits;
 }

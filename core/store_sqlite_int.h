@@ -56,7 +56,7 @@ int lb_sqlite_keys_find(sqlite_store *s, const char *account, const char *source
 int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *account, const char *source,
                        const char *source_event_id, lb_error *err);
 void lb_sqlite_keys_forget(sqlite_store *s);
-void lb_sqlite_dedupe_stats(void *impl, lb_store_dedupe_stats *out);
+void lb_sqlite_dedupe_stats(const sqlite_store *s, lb_store_stats *out);
 /* Reads event_keys into the map; find does it when the map is not loaded. */
 int lb_sqlite_keys_load(sqlite_store *s, lb_error *err);
 void lb_sqlite_bind_text_or_null(sqlite3_stmt *st, int i, const char *v);
@@ -72,6 +72,8 @@ const char *lb_sqlite_coalescing_vfs(void);
 lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
                                                      bool sync_full, lb_error *err);
 void lb_sqlite_checkpointer_stop(lb_sqlite_checkpointer *c, sqlite3 *writer_db);
+/* The WAL's figures for lb_store_stats, on the writer's thread. */
+void lb_sqlite_checkpointer_stats(const lb_sqlite_checkpointer *c, lb_store_stats *out);
 
 /* store_sqlite_jobs.c */
 int lb_sqlite_put_job(void *impl, lb_outbox_job *job, bool *inserted, lb_error *err);

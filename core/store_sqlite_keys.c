@@ -142,11 +142,10 @@ int lb_sqlite_keys_add(sqlite_store *s, uint64_t hash, int64_t id, const char *a
     return 0;
 }
 
-void lb_sqlite_dedupe_stats(void *impl, lb_store_dedupe_stats *out)
+void lb_sqlite_dedupe_stats(const sqlite_store *s, lb_store_stats *out)
 {
-    const sqlite_store *s = impl;
-    out->keys = s->keys.map.n;
-    out->bytes = lb_key_map_bytes(&s->keys.map);
+    out->dedupe_keys = s->keys.map.n;
+    out->dedupe_bytes = lb_key_map_bytes(&s->keys.map);
 }
 
 void lb_store_sqlite_collide_keys_for_test(lb_store *store)

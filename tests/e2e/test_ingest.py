@@ -289,6 +289,10 @@ def test_healthz_and_metrics():
     assert keys > 0 and keys == D.query("SELECT count(*) FROM event_keys")[0][0]
     assert int(re.search(r"^listboss_dedupe_bytes (\d+)$", text, re.M).group(1)) >= 16 * keys
     assert "store opened" in D.stderr() and "event_keys=" in D.stderr()
+    # the WAL after the last commit: never empty once events are stored, and
+    # far from the hard size that makes commits wait
+    assert 0 < int(re.search(r"^listboss_wal_pages (\d+)$", text, re.M).group(1)) < 4000
+    assert re.search(r"^listboss_wal_full_waits_total 0$", text, re.M)
 
 
 def test_unknown_path_and_method():

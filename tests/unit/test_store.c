@@ -267,6 +267,61 @@ START_TEST(wal_stays_bounded_under_steady_writes)
 }
 END_TEST
 
+static lb_store_stats stats_of(lb_store *s)
+{
+    lb_store_stats st;
+    lb_store_stats_get(s, &st);
+    return st;
+}
+
+/* A reader that keeps one snapshot open (an operator's sqlite3 shell left
+ * inside a transaction, say) holds every WAL frame after it: no checkpoint
+ * may copy them, so the WAL cannot start over and grows. /metrics shows it:
+ * the WAL's pages after each commit, and the commits that found it at its
+ * hard size (4,000 pages) and waited for a checkpoint. Once the reader lets
+ * go, the WAL starts over and the waits stop. */
+START_TEST(a_pinned_wal_shows_in_the_stats_and_recovers)
+{
+    make_dir();
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .checkpoint_thread = true};
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    put_events(&s, 0, 10);
+    ck_assert_uint_gt(stats_of(&s).wal_pages, 0);
+    ck_assert_uint_eq(stats_of(&s).wal_full_waits, 0);
+
+    sqlite3 *reader;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(reader, "SELECT count(*) FROM events", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW); /* the statement's snapshot stays until reset */
+    int n = 10;
+    for (int i = 0; i < 400 && stats_of(&s).wal_full_waits < 3; i++, n += 50)
+        put_events(&s, n, 50);
+    lb_store_stats pinned = stats_of(&s);
+    ck_assert_uint_ge(pinned.wal_pages, 4000);
+    ck_assert_uint_ge(pinned.wal_full_waits, 3);
+    sqlite3_finalize(st);
+    sqlite3_close(reader);
+
+    /* free again: within a few commits the WAL starts over */
+    uint64_t pages = pinned.wal_pages;
+    for (int i = 0; i < 200 && pages >= 1000; i++, n += 50) {
+        put_events(&s, n, 50);
+        pages = stats_of(&s).wal_pages;
+    }
+    ck_assert_msg(pages < 1000, "the WAL still holds %llu pages", (unsigned long long)pages);
+    uint64_t waits = stats_of(&s).wal_full_waits;
+    put_events(&s, n, 50);
+    n += 50;
+    ck_assert_uint_eq(stats_of(&s).wal_full_waits, waits);
+    check_with_stock_sqlite(n);
+    lb_store_close(&s);
+    remove_dir();
+}
+END_TEST
+
 /* The disk fills up mid-commit (RLIMIT_FSIZE stands in for it): the commit
  * reports the failure instead of passing for durable, nothing of it is
  * stored, what was committed before stays, and writing works again once
@@ -563,6 +618,7 @@ int main(void)
     tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
     tcase_add_test(tc, migration_7_keeps_the_jobs_and_their_check);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
+    tcase_add_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_loop_test(tc, reopened_store_still_knows_its_events, 0, 2);
     tcase_add_test(tc, a_second_copy_in_the_same_transaction_is_a_duplicate);
