@@ -26,6 +26,9 @@
 #define LLVMFuzzerTestOneInput fuzz_http_head_one
 #include "../fuzz/fuzz_http_head.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_http_server_one
+#include "../fuzz/fuzz_http_server.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_one)(const uint8_t *data, size_t size);
 
@@ -112,6 +115,12 @@ START_TEST(http_head_seeds)
 }
 END_TEST
 
+START_TEST(http_server_seeds)
+{
+    ck_assert_uint_ge(replay_corpus("fuzz_http_server", fuzz_http_server_one), 6);
+}
+END_TEST
+
 /* The replays pass only because no check fired: this one makes sure a
  * failed check does end the test (aborts), rather than print and go on. */
 START_TEST(a_target_aborts_on_a_broken_invariant)
@@ -129,6 +138,7 @@ int main(void)
     tcase_add_test(tc, hotmart_form_seeds);
     tcase_add_test(tc, canonical_seeds);
     tcase_add_test(tc, http_head_seeds);
+    tcase_add_test(tc, http_server_seeds);
     tcase_add_test_raise_signal(tc, a_target_aborts_on_a_broken_invariant, SIGABRT);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);
