@@ -75,6 +75,7 @@ struct lb_http_conn {
     bool close_after_write;
     bool reading_paused; /* input full while a request is pending */
     bool lingering;      /* answered and half-closed: discarding what the client still sends */
+    bool peer_closed;    /* the client half-closed: what it sent before is still answered */
     bool failed;         /* a write failed: freed on the next turn, never inside a reply */
     size_t discarded;
     lb_http_conn *prev, *next;
@@ -385,8 +386,10 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
         lb_counter_inc(&c->srv->metrics->requests, req->route, code);
         bool close = !req->keep_alive || c->srv->draining || c->close_after_write;
         c->pending = NULL;
-        bool more = !close && buffer_pending(&c->in) > 0;
-        if (!close && c->reading_paused && !c->failed) {
+        /* a client that half-closed sends nothing more: a later turn serves
+         * what it sent before, or closes */
+        bool more = !close && (buffer_pending(&c->in) > 0 || c->peer_closed);
+        if (!close && c->reading_paused && !c->failed && !c->peer_closed) {
             c->reading_paused = false;
             conn_add_readable(c, c->srv->limits.idle_timeout_s);
         }
@@ -549,12 +552,22 @@ static int conn_take_request(lb_http_conn *c)
     return 1;
 }
 
-/* Hands complete requests to handlers while none is pending. */
+/* Hands complete requests to handlers while none is pending. Once the
+ * client has half-closed and none is left, the connection closes after the
+ * last answer. */
 static void conn_process(lb_http_conn *c)
 {
     while (!c->pending && !c->close_after_write && !c->failed) {
-        if (conn_take_request(c) <= 0)
+        int taken = conn_take_request(c);
+        if (taken < 0)
+            return; /* refused, and maybe freed */
+        if (taken == 0) {
+            if (c->peer_closed) {
+                c->close_after_write = true;
+                conn_flush(c);
+            }
             return;
+        }
     }
 }
 
@@ -581,16 +594,22 @@ static void conn_discard_input(lb_http_conn *c)
         conn_free(c);
 }
 
-/* The client closed its side: one that half-closed after its request still
- * gets the answer; otherwise the connection goes. */
+/* The client closed its side. One that half-closed after its requests
+ * still gets their answers, the one pending and those buffered behind it
+ * (pipelined), in order; then the connection closes. With none pending,
+ * nothing buffered can be a whole request (it would have been handed out):
+ * only an answer still being sent keeps the connection. */
 static void conn_peer_closed(lb_http_conn *c)
 {
-    if (c->pending || buffer_pending(&c->out) > 0) {
+    event_del(c->readable);
+    if (c->pending) {
+        c->peer_closed = true;
+        c->reading_paused = false;
+    } else if (buffer_pending(&c->out) > 0) {
         c->close_after_write = true;
-        event_del(c->readable);
-        return;
+    } else {
+        conn_free(c);
     }
-    conn_free(c);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)

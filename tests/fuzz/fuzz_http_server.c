@@ -17,7 +17,8 @@
  *     the server documents; after a refusal that closes (400, 411, 413,
  *     431, 501, 505) nothing more;
  *   - every request handed out is answered with its own 200, in order;
- *   - once the client is gone the server holds no connection.
+ *   - after the client half-closes, the server answers what it has and
+ *     closes; once the client is gone the server holds no connection.
  * Built and run by tests/fuzz/run; its corpus is replayed by make check. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -239,10 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         srv_settle(w);
         srv_read(fd, &r);
     }
-    /* The client half-closes: the request pending then still gets its
-     * answer, and the connection closes after it; complete requests
-     * buffered behind it are dropped unanswered (never acknowledged, so the
-     * client sends them again). */
+    /* The client half-closes: the request pending and those buffered behind
+     * it still get their answers, one per answer as before; then the
+     * server closes. */
     shutdown(fd, SHUT_WR);
     for (int i = 0; i < 4 || (w->held && i < 10000); i++) {
         srv_settle(w);
@@ -251,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         srv_read(fd, &r);
     }
     srv_must(w->held == NULL, "a request handed out after the client half-closed and all was answered");
+    srv_must(r.eof, "the connection stayed open after the client half-closed and all was answered");
     size_t oks = srv_check_replies(&r);
     srv_must(oks == w->handed_out, "a request answered but its answer never arrived");
     if (ending & 1) { /* reset instead of a clean close */

@@ -240,6 +240,51 @@ START_TEST(a_long_pipeline_is_served_in_order_with_reading_paused_and_resumed)
 }
 END_TEST
 
+/* A client that pipelines its requests and then half-closes (it has
+ * nothing more to send) gets every answer, in order, and then the
+ * connection closes: the requests behind the pending one were sent before
+ * the FIN, so they are the client's as much as the first. With 3 requests
+ * the FIN is read while the first waits; with 40 (more than the server reads
+ * ahead) only once reading has paused and resumed. */
+START_TEST(a_pipeline_then_a_half_close_gets_every_answer_then_the_close)
+{
+    world w;
+    world_open(&w);
+    size_t one, len, n = _i == 0 ? 3 : 40;
+    char *all = pipeline(n, &one, &len);
+    send_all(w.client, all, len);
+    ck_assert_int_eq(shutdown(w.client, SHUT_WR), 0);
+    static char got[65536];
+    size_t have = 0;
+    bool eof = false;
+    for (int turn = 0; turn < 10000 && !eof; turn++) {
+        settle(&w);
+        if (w.held) {
+            ck_assert_int_eq(write(w.trigger[1], "x", 1), 1);
+            settle(&w);
+        }
+        for (;;) {
+            ssize_t k = recv(w.client, got + have, sizeof got - 1 - have, MSG_DONTWAIT);
+            if (k > 0) {
+                have += (size_t)k;
+                continue;
+            }
+            eof = k == 0;
+            ck_assert_msg(k == 0 || errno == EAGAIN || errno == EWOULDBLOCK, "recv: %s", strerror(errno));
+            break;
+        }
+    }
+    got[have] = '\0';
+    ck_assert_msg(eof, "the server kept the connection open after the last answer");
+    ck_assert_uint_eq(count(got, "HTTP/1.1 200 OK"), n);
+    ck_assert_uint_eq(w.handled, n);
+    settle(&w);
+    ck_assert_uint_eq(w.metrics.connections_open, 0);
+    free(all);
+    world_close(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http_server");
@@ -247,6 +292,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, an_answer_just_before_a_readable_event_on_a_full_buffer_keeps_the_connection);
     tcase_add_test(tc, a_long_pipeline_is_served_in_order_with_reading_paused_and_resumed);
+    tcase_add_loop_test(tc, a_pipeline_then_a_half_close_gets_every_answer_then_the_close, 0, 2);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);
 }
