@@ -44,7 +44,6 @@ typedef struct batch {
     lb_ingest *ing;
     parked *items;
     size_t n, cap;
-    lb_store_stats stats; /* read by the writer after the batch, shown in /metrics */
 } batch;
 
 struct lb_ingest {
@@ -135,7 +134,6 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         if (p->club.account && lb_store_put_club_activity(store, &p->club, err))
             return -1;
     }
-    lb_store_stats_get(store, &b->stats);
     return 0;
 }
 
@@ -222,7 +220,7 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
         ing->metrics->store_errors++;
     }
     if (rc == 0) {
-        ing->metrics->store = b->stats;
+        ing->metrics->store = b->task.stats;
     } else {
         char n[24];
         snprintf(n, sizeof n, "%zu", b->n);

@@ -51,12 +51,16 @@ static void run_transaction(lb_store_writer *w, lb_write_task *list)
     if (rc != 0)
         lb_store_rollback(w->store);
     double seconds = monotonic_s() - t0;
+    lb_store_stats stats = {0};
+    if (rc == 0)
+        lb_store_stats_get(w->store, &stats);
     lb_write_task *first = NULL;
     size_t events = 0;
     for (lb_write_task *t = list; t; t = t->next) {
         t->rc = rc;
         t->err = err;
         t->seconds = seconds;
+        t->stats = stats;
         t->tx_first = false;
         t->tx_events = 0;
         if (t->events && !first)

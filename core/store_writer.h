@@ -35,6 +35,7 @@ struct lb_write_task {
      * the next one), so a done callback can count each commit once. */
     bool tx_first;
     size_t tx_events;
+    lb_store_stats stats; /* the store's figures right after the COMMIT (rc 0) */
     lb_write_task *next;
 };
 
