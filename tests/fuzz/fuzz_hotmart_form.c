@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lb_error err = {0};
     char *hottok = NULL;
     if (lb_hotmart_form_normalize((const char *)data, size, &ev, &hottok, &err) == 0) {
-        fuzz_check_event(&ev, "fuzz_hotmart_form");
+        size_t len;
+        fuzz_check_event(&ev, "fuzz_hotmart_form", &len);
         lb_event_clear(&ev);
     } else {
         fuzz_must(err.message[0] != '\0', "fuzz_hotmart_form", "an error without a message");

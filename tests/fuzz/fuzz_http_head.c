@@ -17,17 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_must.h"
 #include "http_parse.h"
 
 #define MAX_HEAD 2048
 
-static void head_must(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_http_head: %s\n", what);
-        abort();
-    }
-}
+static void head_must(int ok, const char *what) { fuzz_must(ok, "fuzz_http_head", what); }
 
 static int inside(const char *p, size_t n, const char *buf, long head_len)
 {

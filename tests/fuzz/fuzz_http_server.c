@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "fuzz_must.h"
 #include "http_server.h"
 #include "metrics.h"
 
@@ -51,13 +52,7 @@ typedef struct srv_world {
 
 static srv_world *srv_w;
 
-static void srv_must(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_http_server: %s\n", what);
-        abort();
-    }
-}
+static void srv_must(int ok, const char *what) { fuzz_must(ok, "fuzz_http_server", what); }
 
 /* The body of the n-th 200: the client checks the answers come in order. */
 static void srv_answer(srv_world *w, lb_http_request *req)

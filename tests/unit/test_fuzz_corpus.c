@@ -125,7 +125,7 @@ END_TEST
  * failed check does end the test (aborts), rather than print and go on. */
 START_TEST(a_target_aborts_on_a_broken_invariant)
 {
-    head_must(0, "the check of the checker");
+    fuzz_must(0, "test_fuzz_corpus", "the check of the checker");
 }
 END_TEST
 
