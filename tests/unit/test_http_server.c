@@ -124,21 +124,22 @@ static void send_all(int fd, const char *p, size_t n)
     }
 }
 
-/* What the client has been sent so far, without waiting; -1 if the server
- * closed or reset the connection. */
-static ssize_t client_read(world *w, char *buf, size_t cap)
+/* What the client has been sent so far, without waiting, NUL-terminated;
+ * *eof tells whether the server then closed. A reset fails the test. */
+static size_t client_read(world *w, char *buf, size_t cap, bool *eof)
 {
     size_t got = 0;
+    *eof = false;
     for (;;) {
         ssize_t n = recv(w->client, buf + got, cap - 1 - got, MSG_DONTWAIT);
         if (n > 0) {
             got += (size_t)n;
             continue;
         }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            return -1;
+        ck_assert_msg(n == 0 || errno == EAGAIN || errno == EWOULDBLOCK, "recv: %s", strerror(errno));
+        *eof = n == 0;
         buf[got] = '\0';
-        return (ssize_t)got;
+        return got;
     }
 }
 
@@ -169,6 +170,19 @@ static char *pipeline(size_t n, size_t *one, size_t *len)
     return all;
 }
 
+/* One round as the ingest runs: the loop's turn, then the held request (if
+ * any) answered on a turn of its own, through the trigger as the writer's
+ * pipe wakes the ingest; returns what the client got meanwhile. */
+static size_t serve_round(world *w, char *buf, size_t cap, bool *eof)
+{
+    settle(w);
+    if (w->held) {
+        ck_assert_int_eq(write(w->trigger[1], "x", 1), 1);
+        settle(w);
+    }
+    return client_read(w, buf, cap, eof);
+}
+
 /* Answers each request the server hands out, on a loop turn of its own
  * (through the trigger, as the writer's pipe wakes the ingest), until the
  * client has `n` answers; returns how many it got. */
@@ -176,13 +190,9 @@ static size_t answer_the_rest(world *w, size_t answers, size_t n)
 {
     char buf[65536];
     for (int turn = 0; turn < 10000 && answers < n; turn++) {
-        settle(w);
-        if (w->held) {
-            ck_assert_int_eq(write(w->trigger[1], "x", 1), 1);
-            settle(w);
-        }
-        ssize_t got = client_read(w, buf, sizeof buf);
-        ck_assert_msg(got >= 0, "the server dropped the connection after %zu answers", answers);
+        bool eof;
+        serve_round(w, buf, sizeof buf, &eof);
+        ck_assert_msg(!eof, "the server dropped the connection after %zu answers", answers);
         answers += count(buf, "HTTP/1.1 200 OK");
     }
     return answers;
@@ -211,7 +221,9 @@ START_TEST(an_answer_just_before_a_readable_event_on_a_full_buffer_keeps_the_con
     sent++;
     event_base_loop(w.base, EVLOOP_ONCE);
     char buf[65536];
-    ck_assert_msg(client_read(&w, buf, sizeof buf) >= 0, "the server dropped the connection");
+    bool eof;
+    client_read(&w, buf, sizeof buf, &eof);
+    ck_assert_msg(!eof, "the server dropped the connection");
     size_t answers = count(buf, "HTTP/1.1 200 OK");
     ck_assert_uint_eq(answers, 1);
     /* the rest of the pipeline, every request answered in turn */
@@ -257,24 +269,8 @@ START_TEST(a_pipeline_then_a_half_close_gets_every_answer_then_the_close)
     static char got[65536];
     size_t have = 0;
     bool eof = false;
-    for (int turn = 0; turn < 10000 && !eof; turn++) {
-        settle(&w);
-        if (w.held) {
-            ck_assert_int_eq(write(w.trigger[1], "x", 1), 1);
-            settle(&w);
-        }
-        for (;;) {
-            ssize_t k = recv(w.client, got + have, sizeof got - 1 - have, MSG_DONTWAIT);
-            if (k > 0) {
-                have += (size_t)k;
-                continue;
-            }
-            eof = k == 0;
-            ck_assert_msg(k == 0 || errno == EAGAIN || errno == EWOULDBLOCK, "recv: %s", strerror(errno));
-            break;
-        }
-    }
-    got[have] = '\0';
+    for (int turn = 0; turn < 10000 && !eof; turn++)
+        have += serve_round(&w, got + have, sizeof got - have, &eof);
     ck_assert_msg(eof, "the server kept the connection open after the last answer");
     ck_assert_uint_eq(count(got, "HTTP/1.1 200 OK"), n);
     ck_assert_uint_eq(w.handled, n);
