@@ -49,10 +49,10 @@ struct lb_sqlite_checkpointer {
     bool copying;          /* the thread is inside a checkpoint */
     bool writer_copying;   /* the writer is: the thread must not start one */
     /* the writer's own, set in its WAL hook */
-    unsigned long waits;   /* waits since the last warning */
-    time_t warned_at;      /* one warning a minute at most */
     uint64_t wal_pages;    /* the WAL's length after the last commit */
-    uint64_t full_waits;   /* all waits, for /metrics */
+    uint64_t full_waits;   /* the writer's waits at the hard size, for /metrics */
+    uint64_t warned_waits; /* full_waits at the last warning */
+    time_t warned_at;      /* one warning a minute at most */
 };
 
 static void *checkpointer_main(void *arg)
@@ -81,6 +81,23 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
+/* At most once a minute: how many commits waited since the last warning. */
+static void warn_of_waits(lb_sqlite_checkpointer *c)
+{
+    time_t now = time(NULL);
+    if (now - c->warned_at < 60)
+        return;
+    char n[24], pages[24];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)(c->full_waits - c->warned_waits));
+    snprintf(pages, sizeof pages, "%llu", (unsigned long long)c->wal_pages);
+    lb_log(LB_LOG_WARN,
+           "the WAL reached its hard size; commits waited for a checkpoint (is the machine overloaded, "
+           "or is a reader holding an old snapshot?)",
+           "waits", n, "wal_pages", pages, NULL);
+    c->warned_waits = c->full_waits;
+    c->warned_at = now;
+}
+
 /* The writer, with the WAL at its hard size: waits for the thread's pass,
  * then copies what is left with the thread held off. */
 static void writer_checkpoint_waiting(lb_sqlite_checkpointer *c, sqlite3 *writer_db, const char *name)
@@ -96,20 +113,8 @@ static void writer_checkpoint_waiting(lb_sqlite_checkpointer *c, sqlite3 *writer
     c->writer_copying = false;
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
-    c->waits++; /* the writer's own fields from here on */
-    c->full_waits++;
-    time_t now = time(NULL);
-    if (now - c->warned_at >= 60) {
-        char n[24], pages[24];
-        snprintf(n, sizeof n, "%lu", c->waits);
-        snprintf(pages, sizeof pages, "%llu", (unsigned long long)c->wal_pages);
-        lb_log(LB_LOG_WARN,
-               "the WAL reached its hard size; commits waited for a checkpoint (is the machine overloaded, "
-               "or is a reader holding an old snapshot?)",
-               "waits", n, "wal_pages", pages, NULL);
-        c->waits = 0;
-        c->warned_at = now;
-    }
+    c->full_waits++; /* the writer's own fields from here on */
+    warn_of_waits(c);
 }
 
 /* The writer's WAL hook, after each commit. */
