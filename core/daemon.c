@@ -259,6 +259,7 @@ static int start(lb_daemon *d)
         lb_log(LB_LOG_ERROR, "cannot start the store writer", "error", err.message, NULL);
         return -1;
     }
+    lb_store_writer_publish_stats(d->writer, &d->metrics.store);
     /* the writer is idle until the first request: the automation may use the store */
     d->automation = lb_automation_start(d->base, &d->store, d->writer, &d->metrics, d->cfg, &err);
     if (!d->automation) {

@@ -219,9 +219,7 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
     } else if (b->task.tx_first) {
         ing->metrics->store_errors++;
     }
-    if (rc == 0) {
-        ing->metrics->store = b->task.stats;
-    } else {
+    if (rc != 0) {
         char n[24];
         snprintf(n, sizeof n, "%zu", b->n);
         lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);

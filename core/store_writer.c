@@ -20,6 +20,7 @@ struct lb_store_writer {
     int pipe_r, pipe_w;                     /* writer -> loop: "something is done" */
     struct event *done_ev;
     size_t in_flight;                       /* loop thread only */
+    lb_store_stats *stats_to;               /* loop thread only; may be NULL */
 };
 
 static double monotonic_s(void)
@@ -115,6 +116,8 @@ static void run_done(lb_store_writer *w)
     while (list) {
         lb_write_task *next = list->next; /* done may free the task */
         w->in_flight--;
+        if (list->rc == 0 && w->stats_to)
+            *w->stats_to = list->stats;
         list->done(list->arg, list->rc, &list->err, list->seconds);
         list = next;
     }
@@ -135,6 +138,11 @@ void lb_store_writer_submit(lb_store_writer *w, lb_write_task *task)
     append(&w->queue_head, &w->queue_tail, task, task);
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
+}
+
+void lb_store_writer_publish_stats(lb_store_writer *w, lb_store_stats *to)
+{
+    w->stats_to = to;
 }
 
 void lb_store_writer_wait_idle(lb_store_writer *w)

@@ -44,6 +44,10 @@ lb_store_writer *lb_store_writer_start(struct event_base *base, lb_store *store,
 void lb_store_writer_submit(lb_store_writer *w, lb_write_task *task);
 /* Runs on the loop until every submitted task's done has run. */
 void lb_store_writer_wait_idle(lb_store_writer *w);
+/* Loop thread: after every committed transaction, whoever submitted it,
+ * the store's figures as of that COMMIT are copied into *to (the daemon's
+ * /metrics), before the transaction's done callbacks run. NULL stops it. */
+void lb_store_writer_publish_stats(lb_store_writer *w, lb_store_stats *to);
 /* Finishes queued tasks, stops the thread. */
 void lb_store_writer_stop(lb_store_writer *w);
 

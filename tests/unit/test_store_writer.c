@@ -1,6 +1,7 @@
 /* test_store_writer.c: the writer thread's grouping (store_writer.c). Tasks
  * queued while a transaction runs share the next one; each transaction is
- * marked on one task, so /metrics counts commits, not loop turns. */
+ * marked on one task, so /metrics counts commits, not loop turns; and every
+ * commit publishes the store's figures for /metrics. */
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +21,20 @@ typedef struct probe {
     const char *name;
     sem_t *started, *release; /* set: run blocks until released */
     bool fail;
+    bool writes;              /* run writes a row, as the dispatcher's tasks do */
     char *order;              /* done appends name here */
     size_t order_cap;
 } probe;
 
 static int probe_run(lb_store *store, void *arg, lb_error *err)
 {
-    (void)store;
     probe *p = arg;
     if (p->started) {
         sem_post(p->started);
         sem_wait(p->release);
     }
+    if (p->writes && lb_store_set_integration_state(store, "acct", p->name, true, "probe", err) != 0)
+        return -1;
     return p->fail ? lb_fail(err, "probe", "%s failed", p->name) : 0;
 }
 
@@ -69,7 +72,8 @@ static void world_open(world *w)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(db_path, sizeof db_path, "%s/w.db", dir);
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    /* the checkpoint thread, as the daemon runs it: it keeps the WAL's figures */
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .checkpoint_thread = true};
     ck_assert_msg(lb_store_open(&w->store, db_path, &opts, &err) == 0, "%s", err.message);
     w->base = event_base_new();
     ck_assert_ptr_nonnull(w->base);
@@ -198,6 +202,45 @@ START_TEST(a_reused_task_loses_its_old_mark)
 }
 END_TEST
 
+/* /metrics shows the store's figures as of the last commit, whoever made it:
+ * a transaction of the dispatcher's (no events) refreshes them as well as the
+ * ingest's, and a rolled-back one leaves them as they were. */
+START_TEST(every_commit_publishes_the_store_figures_and_a_rollback_none)
+{
+    world w;
+    world_open(&w);
+    lb_store_stats published = {.wal_pages = 999999};
+    lb_store_writer_publish_stats(w.writer, &published);
+    char order[64] = "";
+    probe a, b;
+    probe_init(&a, "a", 0, order, sizeof order);
+    a.writes = true;
+    lb_store_writer_submit(w.writer, &a.task);
+    lb_store_writer_wait_idle(w.writer);
+    ck_assert_int_eq(a.task.rc, 0);
+    ck_assert_uint_gt(a.task.stats.wal_pages, 0);
+    ck_assert_uint_eq(published.wal_pages, a.task.stats.wal_pages);
+
+    published.wal_pages = 12345;
+    probe_init(&b, "b", 0, order, sizeof order);
+    b.writes = true;
+    b.fail = true;
+    lb_store_writer_submit(w.writer, &b.task);
+    lb_store_writer_wait_idle(w.writer);
+    ck_assert_int_eq(b.task.rc, -1);
+    ck_assert_uint_eq(published.wal_pages, 12345);
+
+    lb_store_writer_publish_stats(w.writer, NULL);
+    probe_init(&a, "a", 0, order, sizeof order);
+    a.writes = true;
+    lb_store_writer_submit(w.writer, &a.task);
+    lb_store_writer_wait_idle(w.writer);
+    ck_assert_int_eq(a.task.rc, 0);
+    ck_assert_uint_eq(published.wal_pages, 12345);
+    world_close(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store_writer");
@@ -207,6 +250,7 @@ int main(void)
     tcase_add_test(tc, a_transaction_without_events_is_marked_nowhere);
     tcase_add_test(tc, a_failed_task_fails_its_transaction_only);
     tcase_add_test(tc, a_reused_task_loses_its_old_mark);
+    tcase_add_test(tc, every_commit_publishes_the_store_figures_and_a_rollback_none);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);
 }
