@@ -163,6 +163,15 @@ static int all_digits(const char *s, size_t max)
     return 1;
 }
 
+/* An id as it goes into a URL path or, as a number, into a JSON body:
+ * decimal digits without a leading zero (01 is not JSON). Anything else in
+ * a setting, a param, a stored contact_ref or an answer is refused, so no
+ * text can add to a path or a body (found by tests/fuzz/fuzz_plugin.c). */
+static int is_id(const char *s)
+{
+    return s && s[0] >= '1' && s[0] <= '9' && all_digits(s, AC_ID_MAX - 1);
+}
+
 /* ASCII case-insensitive equality (tag names, e-mails); no locale. */
 static int same_text(const char *a, const char *b)
 {
@@ -435,8 +444,9 @@ static void on_sync(const lb_http_resp *r, void *ud)
         op_fail_http(op, r, "contact sync");
         return;
     }
-    if (!resp_get(op, r, "contact.id", op->contact, sizeof op->contact)) {
-        op_finish(op, LB_RETRY, "contact sync: answer without contact.id");
+    if (!resp_get(op, r, "contact.id", op->contact, sizeof op->contact) || !is_id(op->contact)) {
+        op->contact[0] = '\0';
+        op_finish(op, LB_RETRY, "contact sync: answer without a valid contact.id");
         return;
     }
     op->contact_trusted = 1;
@@ -460,6 +470,10 @@ static void on_find(const lb_http_resp *r, void *ud)
     char id[AC_ID_MAX], email[AC_EMAIL_MAX + 1];
     for (unsigned i = 0; resp_row(op, r, "contacts", i, "id", id, sizeof id); i++) {
         if (resp_row(op, r, "contacts", i, "email", email, sizeof email) && same_text(email, op->email)) {
+            if (!is_id(id)) {
+                op_finish(op, LB_RETRY, "contact lookup: answer with an invalid contact id");
+                return;
+            }
             snprintf(op->contact, sizeof op->contact, "%s", id);
             op->contact_trusted = 1;
             after_contact(op);
@@ -608,6 +622,10 @@ static void on_tags(const lb_http_resp *r, void *ud)
     unsigned i = 0;
     for (; resp_row(op, r, "tags", i, "id", id, sizeof id); i++) {
         if (resp_row(op, r, "tags", i, "tag", name, sizeof name) && same_text(name, op->param)) {
+            if (!is_id(id)) {
+                op_finish(op, LB_RETRY, "tag lookup: answer with an invalid tag id");
+                return;
+            }
             snprintf(op->tag, sizeof op->tag, "%s", id);
             cache_put(op->in, op->param, id);
             fetch_contact_tags(op, 1);
@@ -636,8 +654,8 @@ static void on_tag_created(const lb_http_resp *r, void *ud)
         op_fail_http(op, r, "tag create");
         return;
     }
-    if (!resp_get(op, r, "tag.id", op->tag, sizeof op->tag)) {
-        op_finish(op, LB_RETRY, "tag create: answer without tag.id");
+    if (!resp_get(op, r, "tag.id", op->tag, sizeof op->tag) || !is_id(op->tag)) {
+        op_finish(op, LB_RETRY, "tag create: answer without a valid tag.id");
         return;
     }
     op->in->api->log(op->in->settings, LB_LEVEL_INFO, "activecampaign: created tag id %s", op->tag);
@@ -646,15 +664,22 @@ static void on_tag_created(const lb_http_resp *r, void *ud)
 }
 
 /* Scans a page of the contact's contactTags for our tag: sets assoc to the
- * association id ("" if absent) and returns the page's row count. */
-static unsigned find_assoc(const ac_op *op, const lb_http_resp *r, char *assoc, size_t cap)
+ * association id ("" if absent; *invalid if the row's id is not one) and
+ * returns the page's row count. */
+static unsigned find_assoc(const ac_op *op, const lb_http_resp *r, char *assoc, size_t cap, int *invalid)
 {
     char id[AC_ID_MAX], tag[AC_ID_MAX];
     unsigned i = 0;
     assoc[0] = '\0';
+    *invalid = 0;
     for (; resp_row(op, r, "contactTags", i, "id", id, sizeof id); i++)
-        if (!assoc[0] && resp_row(op, r, "contactTags", i, "tag", tag, sizeof tag) && strcmp(tag, op->tag) == 0)
-            snprintf(assoc, cap, "%s", id);
+        if (!assoc[0] && !*invalid && resp_row(op, r, "contactTags", i, "tag", tag, sizeof tag) &&
+            strcmp(tag, op->tag) == 0) {
+            if (is_id(id))
+                snprintf(assoc, cap, "%s", id);
+            else
+                *invalid = 1;
+        }
     return i;
 }
 
@@ -669,8 +694,11 @@ static void on_contact_tags(const lb_http_resp *r, void *ud)
         return;
     }
     char assoc[AC_ID_MAX];
-    unsigned rows = find_assoc(op, r, assoc, sizeof assoc);
-    if (assoc[0] && op->act->kind == AC_TAG_ADD)
+    int invalid;
+    unsigned rows = find_assoc(op, r, assoc, sizeof assoc, &invalid);
+    if (invalid)
+        op_finish(op, LB_RETRY, "contact's tags: answer with an invalid association id");
+    else if (assoc[0] && op->act->kind == AC_TAG_ADD)
         op_finish(op, LB_OK, "already tagged \"%s\"", op->param);
     else if (assoc[0]) /* §4 quirk 3: delete the association, not the tag */
         op_send(op, "DELETE", NULL, on_untagged, "/contactTags/%s", assoc);
@@ -873,7 +901,7 @@ static int load_param(ac_op *op, const lb_job *job, char *why, size_t cap)
         return refuse(why, cap, "missing parameter \"%s\"", key);
     if (strlen(v) >= sizeof op->param)
         return refuse(why, cap, "parameter \"%s\" is too long", key);
-    if (strcmp(key, "tag") != 0 && !all_digits(v, 18))
+    if (strcmp(key, "tag") != 0 && !is_id(v))
         return refuse(why, cap, "%s must be a numeric ActiveCampaign id, not \"%.64s\"", key, v);
     if (op->act->kind == AC_TAG_ADD && strchr(v, ','))
         return refuse(why, cap, "ActiveCampaign tag names may not contain commas: \"%.64s\"", v);
@@ -886,7 +914,7 @@ static int load_job(ac_op *op, const lb_job *job, char *why, size_t cap)
 {
     if (load_param(op, job, why, cap) < 0)
         return -1;
-    if (all_digits(job->contact_ref, AC_ID_MAX - 1))
+    if (is_id(job->contact_ref))
         snprintf(op->contact, sizeof op->contact, "%s", job->contact_ref);
     int need_email = op->act->kind == AC_UPSERT || !op->contact[0];
     if (need_email && (!job->email || !job->email[0]))
@@ -1066,7 +1094,7 @@ static int ac_init(const lb_core_api *api, const lb_settings *settings, void **i
         free(in);
         return -1;
     }
-    if (field && field[0] && !all_digits(field, AC_ID_MAX - 1)) {
+    if (field && field[0] && !is_id(field)) {
         snprintf(err, errlen, "billet_field_id must be a numeric custom field id");
         free(in);
         return -1;
