@@ -415,6 +415,14 @@ static void send_tag_create(ck_op *op)
     send_request(op, CK_STEP_TAG_CREATE, "POST", true);
 }
 
+/* Kit's ids are numbers. Anything else (a form param "..", an answer's id
+ * ".") would go into the request's path as another segment than an id:
+ * url_encode keeps dots (tests/fuzz/fuzz_plugin.c checks every URL). */
+static bool is_kit_id(const char *s)
+{
+    return s && *s && strspn(s, "0123456789") == strlen(s);
+}
+
 /* The action itself: by subscriber id when we have one and the spec lists
  * that form, else by e-mail (a DELETE then carries a JSON body, spec §5.3). */
 static void send_member(ck_op *op)
@@ -422,11 +430,16 @@ static void send_member(ck_op *op)
     const ck_action *a = op->act;
     char tid[CK_REF_MAX * 3], sid[CK_REF_MAX * 3], email[CK_EMAIL_MAX * 2];
     const lb_core_api *api = op->in->api;
+    if (!is_kit_id(op->target_id)) {
+        finish(op, LB_FAIL, "Kit: %s id \"%.64s\" is not a number", a->param, op->target_id);
+        return;
+    }
     if (api->url_encode(op->target_id, tid, sizeof tid) < 0) {
         finish(op, LB_FAIL, "Kit: %s id too long", a->param);
         return;
     }
-    bool by_id = a->by_id && op->sub_id[0] && api->url_encode(op->sub_id, sid, sizeof sid) >= 0;
+    /* a contact_ref that is no id is not used: the request by e-mail works too */
+    bool by_id = a->by_id && is_kit_id(op->sub_id) && api->url_encode(op->sub_id, sid, sizeof sid) >= 0;
     bool ok = by_id ? set_url(op, "/%s/%s/subscribers/%s", a->collection, tid, sid)
                     : set_url(op, "/%s/%s/subscribers", a->collection, tid);
     if (by_id)

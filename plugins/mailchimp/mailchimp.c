@@ -573,6 +573,14 @@ static const char *job_param(const lb_job *job, const char *key)
     return NULL;
 }
 
+/* "." and "..": url_encode keeps them (unreserved bytes), and as a path
+ * segment they name another resource, so they are no id (an id from a
+ * param goes into the path; tests/fuzz/fuzz_plugin.c checks every URL). */
+static int is_dot_segment(const char *s)
+{
+    return s && (!strcmp(s, ".") || !strcmp(s, ".."));
+}
+
 /* Spec §1 plugin rule: trim, lower-case ASCII, then hash that. */
 static int normalize_email(const char *in, char out[MC_EMAIL_MAX + 1])
 {
@@ -692,6 +700,10 @@ static const char *build_seq_add(mc_op *op, const lb_job *job, const char *email
     const lb_core_api *api = op->inst->api;
     sb b = {0};
     sb_puts(&b, op->inst->base);
+    if (is_dot_segment(journey) || is_dot_segment(step) || is_dot_segment(wf) || is_dot_segment(wfe)) {
+        free(b.p);
+        return "\".\" and \"..\" are not Mailchimp ids";
+    }
     if (journey && step) {
         sb_puts(&b, "/customer-journeys/journeys/");
         sb_seg(&b, api, journey);
@@ -720,6 +732,8 @@ static const char *build_seq_remove(mc_op *op, const lb_job *job, const char *em
     const char *wf = job_param(job, "workflow");
     if (!wf) /* declared required, but a host may not check */
         return "the param \"workflow\" is required";
+    if (is_dot_segment(wf))
+        return "\".\" and \"..\" are not Mailchimp ids";
     sb b = {0};
     sb_puts(&b, op->inst->base);
     sb_puts(&b, "/automations/");
@@ -742,6 +756,8 @@ static const char *build_member(mc_op *op, const lb_job *job, const char *email)
         return "no audience: set the param \"list\" or the setting list_id";
     if (strlen(list) >= sizeof op->list)
         return "audience id too long";
+    if (is_dot_segment(list))
+        return "\".\" and \"..\" are not Mailchimp audience ids";
     snprintf(op->list, sizeof op->list, "%s", list);
     const char *tag = job_param(job, "tag");
     if ((op->kind == K_TAG_ADD || op->kind == K_TAG_REMOVE) && !tag)

@@ -22,7 +22,8 @@
  * Checks, besides "no crash, no leak, no undefined behaviour":
  *   - every request has a known method and an absolute http(s) URL made only
  *     of bytes RFC 3986 allows (no space, control byte, quote, brace...),
- *     each % followed by two hex digits;
+ *     each % followed by two hex digits, with no empty, "." or ".." segment
+ *     in its path (where an id from an answer, unchecked, would move it);
  *   - every header is "Name: value" with no CR or LF in it: a buyer's name
  *     must never add a header;
  *   - a body sent as application/json is one whole, strict JSON text, and
@@ -112,7 +113,31 @@ static bool is_method(const char *m)
     return false;
 }
 
-/* An absolute http(s) URL of bytes RFC 3986 allows, with well-formed %XX. */
+/* Whether the path of url (after its authority, before any query) has an
+ * empty, "." or ".." segment: what an unchecked id such as "../x" or "" from
+ * an answer would put there, moving the request to another resource. */
+static bool has_odd_segment(const char *url)
+{
+    const char *p = strchr(strstr(url, "//") + 2, '/');
+    if (p == NULL)
+        return false;
+    const char *end = p + strcspn(p, "?#");
+    while (p < end) { /* p is at the '/' before a segment */
+        const char *seg = p + 1;
+        const char *next = memchr(seg, '/', (size_t)(end - seg));
+        size_t n = (size_t)((next ? next : end) - seg);
+        /* a last empty segment is a trailing slash, some APIs' own spelling */
+        if ((n == 0 && next) || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return true;
+        if (!next)
+            break;
+        p = next;
+    }
+    return false;
+}
+
+/* An absolute http(s) URL of bytes RFC 3986 allows, with well-formed %XX,
+ * and no empty or dot segment in its path. */
 static bool is_clean_url(const char *url)
 {
     if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
@@ -123,7 +148,7 @@ static bool is_clean_url(const char *url)
         if (*p == '%' && !(isxdigit(p[1]) && isxdigit(p[2])))
             return false;
     }
-    return true;
+    return !has_odd_segment(url);
 }
 
 static bool is_clean_header(const char *h)
