@@ -26,6 +26,11 @@
 #define LLVMFuzzerTestOneInput fuzz_http_server_one
 #include "../fuzz/fuzz_http_server.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_rules_one
+#define LLVMFuzzerInitialize fuzz_rules_initialize /* reads LB_RULES_DIR; here fuzz_rules_load instead */
+#include "../fuzz/fuzz_rules.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
 
 START_TEST(hotmart_json_seeds)
 {
@@ -60,6 +65,18 @@ START_TEST(http_server_seeds)
 }
 END_TEST
 
+/* The rule catalogue of rules/ over the saved events; the fixtures as
+ * Hotmart webhooks are among them (tests/fuzz/run seeds them so). */
+START_TEST(rules_seeds)
+{
+    ck_assert_uint_ge(fuzz_rules_load(LB_TEST_RULES_DIR), 20);
+    ck_assert_uint_ge(catalogue.n_specs, 60);
+    ck_assert_uint_ge(replay_corpus("fuzz_rules", fuzz_rules_one), 15);
+    lb_rules_free(catalogue.rules);
+    catalogue.rules = NULL;
+}
+END_TEST
+
 /* The replays pass only because no check fired: this one makes sure a
  * failed check does end the test (aborts), rather than print and go on. */
 START_TEST(a_target_aborts_on_a_broken_invariant)
@@ -78,6 +95,7 @@ int main(void)
     tcase_add_test(tc, canonical_seeds);
     tcase_add_test(tc, http_head_seeds);
     tcase_add_test(tc, http_server_seeds);
+    tcase_add_test(tc, rules_seeds);
     tcase_add_test_raise_signal(tc, a_target_aborts_on_a_broken_invariant, SIGABRT);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);
