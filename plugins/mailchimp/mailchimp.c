@@ -209,7 +209,7 @@ struct mc_op {
     char *cur_url;              /* the request in flight and its headers, kept */
     const char *headers[4];     /* alive until it answers */
     unsigned offset;            /* list_resources paging */
-    unsigned pages;             /* pages asked for so far */
+    unsigned pages;             /* list pages answered so far */
 };
 
 static void op_free(mc_op *op)
@@ -698,12 +698,10 @@ static const char *build_seq_add(mc_op *op, const lb_job *job, const char *email
     const char *journey = job_param(job, "journey"), *step = job_param(job, "step");
     const char *wf = job_param(job, "workflow"), *wfe = job_param(job, "workflow_email");
     const lb_core_api *api = op->inst->api;
+    if (is_dot_segment(journey) || is_dot_segment(step) || is_dot_segment(wf) || is_dot_segment(wfe))
+        return "\".\" and \"..\" are not Mailchimp ids";
     sb b = {0};
     sb_puts(&b, op->inst->base);
-    if (is_dot_segment(journey) || is_dot_segment(step) || is_dot_segment(wf) || is_dot_segment(wfe)) {
-        free(b.p);
-        return "\".\" and \"..\" are not Mailchimp ids";
-    }
     if (journey && step) {
         sb_puts(&b, "/customer-journeys/journeys/");
         sb_seg(&b, api, journey);
