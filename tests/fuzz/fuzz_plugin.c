@@ -439,7 +439,7 @@ static void start_call(void *instance, lb_call *call, const uint8_t *ctl, char *
     const lb_plugin *p = loaded.plugin;
     size_t n_actions = count_actions(p);
     const char *kinds[16];
-    size_t n_kinds = list_kinds(p, kinds, 16);
+    size_t n_kinds = p->list_resources ? list_kinds(p, kinds, 16) : 0; /* optional in a descriptor */
     unsigned choice = ctl[0] % (unsigned)(1 + n_kinds + n_actions);
     if (choice == 0) {
         p->verify(instance, call);
