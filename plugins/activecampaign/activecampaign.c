@@ -164,12 +164,13 @@ static int all_digits(const char *s, size_t max)
 }
 
 /* An id as it goes into a URL path or, as a number, into a JSON body:
- * decimal digits without a leading zero (01 is not JSON). Anything else in
- * a setting, a param, a stored contact_ref or an answer is refused, so no
- * text can add to a path or a body (found by tests/fuzz/fuzz_plugin.c). */
+ * decimal digits without a leading zero (01 is not JSON), at most 18 (an
+ * int64 holds them). Anything else in a setting, a param, a stored
+ * contact_ref or an answer is refused, so no text can add to a path or a
+ * body (found by tests/fuzz/fuzz_plugin.c). */
 static int is_id(const char *s)
 {
-    return s && s[0] >= '1' && s[0] <= '9' && all_digits(s, AC_ID_MAX - 1);
+    return s && s[0] >= '1' && s[0] <= '9' && all_digits(s, 18);
 }
 
 /* ASCII case-insensitive equality (tag names, e-mails); no locale. */
