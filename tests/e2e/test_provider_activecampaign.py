@@ -276,6 +276,14 @@ def test_list_add_non_numeric_list_fails_without_requests():
     assert res["requests"] == 0 and requests_seen() == []
 
 
+def test_list_add_with_a_leading_zero_list_id_fails_without_requests():
+    # the id goes into the JSON body as a number, and 01 is no JSON number
+    fresh()
+    res = submit("list_add", params={"list": "01"})
+    assert_status(res, "fail")
+    assert res["requests"] == 0 and requests_seen() == []
+
+
 def test_list_add_with_contact_ref_skips_sync():
     fresh()
     ref = submit("contact_upsert")["provider_ref"]

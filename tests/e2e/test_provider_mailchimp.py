@@ -225,6 +225,14 @@ def test_upsert_without_an_audience_fails_without_a_request():
     assert FAKE.requests() == []
 
 
+def test_a_dot_dot_audience_fails_without_a_request():
+    # url_encode keeps dots: /lists/../members/... would be another resource
+    fake()
+    r = expect(submit("list_add", params=[("list", "..")]), "fail")
+    assert "audience" in r["reason"], r
+    assert FAKE.requests() == []
+
+
 def test_double_opt_in_makes_new_members_pending():
     fake()
     r = expect(submit("list_add", params=[("list", BUYERS)], sets=[("double_opt_in", "true")]), "ok")
