@@ -40,7 +40,7 @@ static void never_called(const lb_http_resp *resp, void *ud)
 START_TEST(a_request_after_completing_aborts)
 {
     run r = {0};
-    lb_call call = {.run = &r, .finished = true, .completions = 1};
+    lb_call call = {.run = &r, .finished = true};
     lb_http_req req = {.method = "GET", .url = "https://provider.example/api"};
     fake_http_request(&call, &req, never_called, NULL);
 }
