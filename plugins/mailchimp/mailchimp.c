@@ -1051,6 +1051,12 @@ static int mc_init(const lb_core_api *api, const lb_settings *settings, void **i
         return -1;
     }
     read_options(inst);
+    if (is_dot_segment(inst->list_id)) { /* it goes into paths as the default audience */
+        snprintf(err, errlen, "list_id \"%s\" is not a Mailchimp audience id", inst->list_id);
+        wipe(inst->auth, sizeof inst->auth); /* made from the key above */
+        free(inst);
+        return -1;
+    }
     *instance = inst;
     return 0;
 }

@@ -544,5 +544,13 @@ def test_a_key_without_a_data_center_is_refused_at_load():
     assert "data-center" in p.stderr or "data center" in p.stderr, p.stderr
 
 
+def test_a_dot_dot_list_id_setting_is_refused_at_load():
+    # the default audience goes into every member path, like the param
+    fake()
+    p = lbplug("verify", sets=[("list_id", "..")], expect_rc=2)
+    assert "list_id" in p.stderr, p.stderr
+    assert FAKE.requests() == []
+
+
 if __name__ == "__main__":
     run(globals(), teardown)
