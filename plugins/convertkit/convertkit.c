@@ -117,7 +117,7 @@ struct ck_op {
     lb_http *http;
     const ck_action *act;   /* submit only */
     ck_step step;
-    bool ref_given;         /* sub_id is job->contact_ref, not checked by this call */
+    bool ref_given;         /* sub_id is job->contact_ref, not confirmed by this call */
     bool upserted;
     int pages;
     int upsert_status;      /* 201 or 200, for contact_upsert's reason */
@@ -126,9 +126,9 @@ struct ck_op {
     char email[CK_EMAIL_MAX];
     char first_name[CK_NAME_MAX];
     char target[CK_NAME_MAX];  /* tag name, form id or sequence id */
-    char target_id[CK_REF_MAX];
+    char target_id[CK_REF_MAX];   /* "" or a Kit id, as sub_id */
     char loose_id[CK_REF_MAX]; /* a tag whose name matches ignoring ASCII case */
-    char sub_id[CK_REF_MAX];
+    char sub_id[CK_REF_MAX];   /* "" or a Kit id: each source is checked */
     char kind[16];             /* list_resources */
     char cursor[512];          /* "after" cursor of the next page */
     char url[CK_URL_MAX];
@@ -155,14 +155,12 @@ static bool copy(char *dst, size_t cap, const char *src)
     return true;
 }
 
-static bool all_digits(const char *s)
+/* Kit's ids are numbers. Anything else (a form param "..", an answer's id
+ * ".") would go into the request's path as another segment than an id:
+ * url_encode keeps dots (tests/fuzz/fuzz_plugin.c checks every URL). */
+static bool is_kit_id(const char *s)
 {
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
+    return s && *s && strspn(s, "0123456789") == strlen(s);
 }
 
 static bool ascii_case_equal(const char *a, const char *b)
@@ -415,14 +413,6 @@ static void send_tag_create(ck_op *op)
     send_request(op, CK_STEP_TAG_CREATE, "POST", true);
 }
 
-/* Kit's ids are numbers. Anything else (a form param "..", an answer's id
- * ".") would go into the request's path as another segment than an id:
- * url_encode keeps dots (tests/fuzz/fuzz_plugin.c checks every URL). */
-static bool is_kit_id(const char *s)
-{
-    return s && *s && strspn(s, "0123456789") == strlen(s);
-}
-
 /* The action itself: by subscriber id when we have one and the spec lists
  * that form, else by e-mail (a DELETE then carries a JSON body, spec §5.3). */
 static void send_member(ck_op *op)
@@ -430,16 +420,11 @@ static void send_member(ck_op *op)
     const ck_action *a = op->act;
     char tid[CK_REF_MAX * 3], sid[CK_REF_MAX * 3], email[CK_EMAIL_MAX * 2];
     const lb_core_api *api = op->in->api;
-    if (!is_kit_id(op->target_id)) {
-        finish(op, LB_FAIL, "Kit: %s id \"%.64s\" is not a number", a->param, op->target_id);
-        return;
-    }
     if (api->url_encode(op->target_id, tid, sizeof tid) < 0) {
         finish(op, LB_FAIL, "Kit: %s id too long", a->param);
         return;
     }
-    /* a contact_ref that is no id is not used: the request by e-mail works too */
-    bool by_id = a->by_id && is_kit_id(op->sub_id) && api->url_encode(op->sub_id, sid, sizeof sid) >= 0;
+    bool by_id = a->by_id && op->sub_id[0] && api->url_encode(op->sub_id, sid, sizeof sid) >= 0;
     bool ok = by_id ? set_url(op, "/%s/%s/subscribers/%s", a->collection, tid, sid)
                     : set_url(op, "/%s/%s/subscribers", a->collection, tid);
     if (by_id)
@@ -479,10 +464,12 @@ static void on_upsert(ck_op *op, const lb_http_resp *resp)
         finish_error(op, resp, "subscriber upsert");
         return;
     }
-    if (jget(op, resp, "subscriber.id", op->sub_id, sizeof op->sub_id) <= 0) {
-        finish(op, LB_RETRY, "Kit subscriber upsert: answer without subscriber.id");
+    char id[CK_REF_MAX];
+    if (jget(op, resp, "subscriber.id", id, sizeof id) <= 0 || !is_kit_id(id)) {
+        finish(op, LB_RETRY, "Kit subscriber upsert: answer without a valid subscriber.id");
         return;
     }
+    snprintf(op->sub_id, sizeof op->sub_id, "%s", id);
     op->upserted = true;
     op->ref_given = false;
     op->upsert_status = (int)resp->status;
@@ -495,10 +482,12 @@ static void on_tag_create(ck_op *op, const lb_http_resp *resp)
         finish_error(op, resp, "tag create");
         return;
     }
-    if (jget(op, resp, "tag.id", op->target_id, sizeof op->target_id) <= 0) {
-        finish(op, LB_RETRY, "Kit tag create: answer without tag.id");
+    char id[CK_REF_MAX];
+    if (jget(op, resp, "tag.id", id, sizeof id) <= 0 || !is_kit_id(id)) {
+        finish(op, LB_RETRY, "Kit tag create: answer without a valid tag.id");
         return;
     }
+    snprintf(op->target_id, sizeof op->target_id, "%s", id);
     advance(op);
 }
 
@@ -516,22 +505,28 @@ static bool next_cursor(ck_op *op, const lb_http_resp *resp)
 /* Looks for op->target among one page of tags: an exact name wins; a name
  * equal but for ASCII case is kept as a fallback, as Kit's own idempotent
  * create may have matched it. The loop ends on the first missing id (json_get
- * also gives -1 for a value too long for the buffer, so a name cannot end it). */
-static void scan_tags(ck_op *op, const lb_http_resp *resp)
+ * also gives -1 for a value too long for the buffer, so a name cannot end it).
+ * False when the tag's own entry has an id that is no Kit id (a fallback
+ * with one is passed over). */
+static bool scan_tags(ck_op *op, const lb_http_resp *resp)
 {
     char path[48], id[CK_REF_MAX], name[CK_NAME_MAX];
     for (int i = 0; op->target_id[0] == '\0'; i++) {
         snprintf(path, sizeof path, "tags.%d.id", i);
         if (jget(op, resp, path, id, sizeof id) < 0)
-            return;
+            return true;
         snprintf(path, sizeof path, "tags.%d.name", i);
         if (jget(op, resp, path, name, sizeof name) < 0)
             continue;
-        if (strcmp(name, op->target) == 0)
+        if (strcmp(name, op->target) == 0) {
+            if (!is_kit_id(id))
+                return false;
             snprintf(op->target_id, sizeof op->target_id, "%s", id);
-        else if (op->loose_id[0] == '\0' && ascii_case_equal(name, op->target))
+        } else if (op->loose_id[0] == '\0' && is_kit_id(id) && ascii_case_equal(name, op->target)) {
             snprintf(op->loose_id, sizeof op->loose_id, "%s", id);
+        }
     }
+    return true;
 }
 
 static void on_tag_find(ck_op *op, const lb_http_resp *resp)
@@ -540,7 +535,10 @@ static void on_tag_find(ck_op *op, const lb_http_resp *resp)
         finish_error(op, resp, "tag lookup");
         return;
     }
-    scan_tags(op, resp);
+    if (!scan_tags(op, resp)) {
+        finish(op, LB_RETRY, "Kit tag lookup: answer with an invalid tag id");
+        return;
+    }
     if (op->target_id[0] == '\0' && next_cursor(op, resp)) {
         send_page(op, CK_STEP_TAG_FIND, "tags");
         return;
@@ -591,7 +589,7 @@ static void on_member(ck_op *op, const lb_http_resp *resp)
         return;
     }
     char id[CK_REF_MAX];
-    if (jget(op, resp, "subscriber.id", id, sizeof id) > 0)
+    if (jget(op, resp, "subscriber.id", id, sizeof id) > 0 && is_kit_id(id))
         snprintf(op->sub_id, sizeof op->sub_id, "%s", id);
     finish(op, LB_OK, "Kit: %s", resp->status == 200 ? op->act->did_dup : op->act->did_new);
 }
@@ -677,8 +675,9 @@ static bool load_job(ck_op *op, const lb_job *job, char *why, size_t cap)
     if (!job->email || !*job->email || !copy(op->email, sizeof op->email, job->email))
         return reject(why, cap, "Kit: the job has no usable e-mail");
     pick_first_name(job, op->first_name, sizeof op->first_name);
-    if (!a->upsert_only && job->contact_ref && *job->contact_ref &&
-        copy(op->sub_id, sizeof op->sub_id, job->contact_ref))
+    /* a contact_ref that is no id is not used: the request by e-mail works
+     * too, and the id it answers replaces the stored one */
+    if (!a->upsert_only && is_kit_id(job->contact_ref) && copy(op->sub_id, sizeof op->sub_id, job->contact_ref))
         op->ref_given = true;
     if (!a->param)
         return true;
@@ -691,7 +690,7 @@ static bool load_job(ck_op *op, const lb_job *job, char *why, size_t cap)
         return true;
     /* Kit ids are integers; checking here gives a clear reason and keeps
      * anything odd out of the URL path. */
-    if (!all_digits(v))
+    if (!is_kit_id(v))
         return reject(why, cap, "Kit: %s must be a numeric Kit %s id, not \"%.64s\"", a->param, a->param, v);
     snprintf(op->target_id, sizeof op->target_id, "%s", v);
     return true;

@@ -229,16 +229,20 @@ def test_tag_add_with_a_stale_contact_ref_upserts_again():
     assert ("POST", "/v4/tags/%d/subscribers/999999" % tag_id(st, "vip")) in FAKE.requests()
 
 
-def test_tag_add_with_a_contact_ref_that_is_no_id_goes_by_email():
-    # a stored contact_ref is an earlier answer's: ".." must not climb the path
+def test_tag_add_with_a_contact_ref_that_is_no_id_is_as_without_one():
+    # a stored contact_ref is an earlier answer's: ".." must not climb the
+    # path, nor come back as the contact's id to be stored again
     fake()
     upsert()
     before = len(FAKE.requests())
-    expect(submit("tag_add", params=[("tag", "vip")], contact_ref=".."), "ok")
+    r = expect(submit("tag_add", params=[("tag", "vip")], contact_ref=".."), "ok")
+    st = FAKE.state()
+    sid = subscriber(st)["id"]
+    assert r["provider_ref"] == str(sid), r
     paths = [path for _, path in FAKE.requests()[before:]]
     assert not any("/.." in path for path in paths), paths
-    assert ("POST", "/v4/tags/%d/subscribers" % tag_id(FAKE.state(), "vip")) in FAKE.requests()[before:]
-    assert len(taggings(FAKE.state(), "vip")) == 1
+    assert ("POST", "/v4/tags/%d/subscribers/%d" % (tag_id(st, "vip"), sid)) in FAKE.requests()[before:]
+    assert len(taggings(st, "vip")) == 1
 
 
 def test_tag_param_is_declared_required():

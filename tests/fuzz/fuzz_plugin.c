@@ -87,6 +87,8 @@ struct lb_call {
     run *run;
     bool is_list;
     bool finished;   /* completed or cancelled: no request, no second completion */
+    bool completed;  /* by the plugin, with `result` (not cancelled) */
+    lb_result result;
     unsigned requests;
 };
 
@@ -257,6 +259,8 @@ static void fake_complete(lb_call *call, const lb_result *result)
                   memchr(result->provider_ref, '\0', sizeof result->provider_ref) != NULL,
               PLUGIN_TARGET, "a result text without its NUL");
     call->finished = true;
+    call->completed = true;
+    call->result = *result;
     drop_in_flight(call->run); /* as the daemon: the call's exchanges end with it */
 }
 
@@ -484,11 +488,14 @@ static void start_call(void *instance, lb_call *call, const uint8_t *ctl, char *
     p->submit(instance, call, &job);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input, checked as described at the top. Returns the finished call
+ * (its result, if the plugin completed it, and its request count) so that a
+ * replay can also hold a saved input to the outcome it must have. */
+static lb_call fuzz_plugin_call(const uint8_t *data, size_t size)
 {
+    lb_call call = {0};
     if (size < 3 || size > 65536 || loaded.plugin == NULL)
-        return 0;
+        return call;
     char *text = malloc(size + 1);
     fuzz_must(text != NULL, PLUGIN_TARGET, "out of memory");
     memcpy(text, data, size);
@@ -510,12 +517,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     run r = {.answers = answers, .n_answers = n_answers};
-    lb_call call = {.run = &r};
+    call.run = &r;
     start_call(instance, &call, ctl, fields, n_fields);
     bool cancels = ctl[1] & 0x80;
     pump(&r, &call, instance, cancels ? (size_t)(ctl[2] >> 3) : SIZE_MAX);
     fuzz_must(call.finished, PLUGIN_TARGET, "the call stalled: nothing in flight and not completed");
     loaded.plugin->destroy(instance);
     free(text);
+    call.run = NULL; /* r ends here */
+    return call;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_plugin_call(data, size);
     return 0;
 }
