@@ -43,7 +43,10 @@ const char *lb_event_text(lb_event *ev, size_t *len)
 {
     if (edoc_current(ev))
         return lb_edoc_text(ev->edoc, len);
-    return ev->doc ? json_object_to_json_string_length(ev->doc, JSON_C_TO_STRING_PLAIN, len) : NULL;
+    /* "/" unescaped, as the edoc writes it: one spelling in the store */
+    return ev->doc ? json_object_to_json_string_length(ev->doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                       len)
+                   : NULL;
 }
 
 /* doc[key] = v (taken) in the json-c form, if there is one. */
