@@ -1,5 +1,6 @@
 /* store_writer.c: a queue, a thread, and a pipe back to the loop. */
 #include "store_writer.h"
+#include "limiter.h" /* lb_clock_ms_fine */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +24,6 @@ struct lb_store_writer {
     lb_store_stats *stats_to;               /* loop thread only; may be NULL */
 };
 
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void append(lb_write_task **head, lb_write_task **tail, lb_write_task *list, lb_write_task *last)
 {
     if (*tail)
@@ -43,7 +37,7 @@ static void append(lb_write_task **head, lb_write_task **tail, lb_write_task *li
 static void run_transaction(lb_store_writer *w, lb_write_task *list)
 {
     lb_error err = {0};
-    double t0 = monotonic_s();
+    double t0_ms = lb_clock_ms_fine(CLOCK_MONOTONIC);
     int rc = lb_store_begin(w->store, &err);
     for (lb_write_task *t = list; t && rc == 0; t = t->next)
         rc = t->run(w->store, t->arg, &err);
@@ -51,7 +45,7 @@ static void run_transaction(lb_store_writer *w, lb_write_task *list)
         rc = lb_store_commit(w->store, &err);
     if (rc != 0)
         lb_store_rollback(w->store);
-    double seconds = monotonic_s() - t0;
+    double seconds = (lb_clock_ms_fine(CLOCK_MONOTONIC) - t0_ms) / 1000.0;
     lb_store_stats stats = {0};
     if (rc == 0)
         lb_store_stats_get(w->store, &stats);
