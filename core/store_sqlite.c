@@ -183,6 +183,23 @@ static const char *const migrations[] = {
     "DROP TABLE jobs_v6;"
     "CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'ready';"
     "CREATE INDEX jobs_dead ON jobs (account, id) WHERE state = 'dead';",
+    /* 8: Club activity keyed by its primary key alone (WITHOUT ROWID). As a
+     * rowid table it held each key twice, in the row and in the key's
+     * autoindex, and an upsert went down both b-trees: now half the pages,
+     * one descent, and 5-15 % fewer WAL pages per upsert (bench/club_rows.py).
+     * Rebuilt, because a table cannot change to WITHOUT ROWID. */
+    "CREATE TABLE club_activity_v8 ("
+    "  account TEXT NOT NULL,"
+    "  product_id TEXT NOT NULL,"
+    "  lead_email TEXT NOT NULL,"
+    "  last_access_at INTEGER NOT NULL DEFAULT 0,"
+    "  max_progress REAL NOT NULL DEFAULT -1,"
+    "  PRIMARY KEY (account, product_id, lead_email)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO club_activity_v8 SELECT account, product_id, lead_email, last_access_at, max_progress"
+    "  FROM club_activity;"
+    "DROP TABLE club_activity;"
+    "ALTER TABLE club_activity_v8 RENAME TO club_activity;",
 };
 
 int lb_sqlite_fail(lb_error *err, sqlite3 *db, const char *what)

@@ -232,6 +232,11 @@ def test_a_version_5_store_is_upgraded_at_start_and_keeps_knowing_its_events():
               UNIQUE (account, source, source_event_id));
             INSERT INTO events SELECT * FROM events_v6;
             DROP TABLE events_v6;
+            DROP TABLE club_activity;
+            CREATE TABLE club_activity (account TEXT NOT NULL, product_id TEXT NOT NULL, lead_email TEXT NOT NULL,
+              last_access_at INTEGER NOT NULL DEFAULT 0, max_progress REAL NOT NULL DEFAULT -1,
+              PRIMARY KEY (account, product_id, lead_email));
+            INSERT INTO club_activity VALUES ('acme', '7', 'a@example.com', 1000, 0.5);
             PRAGMA user_version = 5;""")
         con.close()
         d.start()
@@ -243,11 +248,16 @@ def test_a_version_5_store_is_upgraded_at_start_and_keeps_knowing_its_events():
         assert again == {"event_id": first["event_id"], "duplicate": True}, again
         assert d.query("SELECT count(*) FROM event_keys") == [(1,)]
         assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=6 to=7', log), log
-        assert d.query("PRAGMA user_version") == [(7,)]
+        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=7 to=8', log), log
+        assert d.query("PRAGMA user_version") == [(8,)]
         # migration 7: the outbox's state check without an IN list
         jobs_sql = d.query("SELECT sql FROM sqlite_master WHERE name = 'jobs'")[0][0]
         assert " IN (" not in jobs_sql and "state = 'ready' OR" in jobs_sql, jobs_sql
         assert d.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'") == [(0,)]
+        # migration 8: Club activity without a rowid, its rows kept
+        club_sql = d.query("SELECT sql FROM sqlite_master WHERE name = 'club_activity'")[0][0]
+        assert "WITHOUT ROWID" in club_sql, club_sql
+        assert d.query("SELECT * FROM club_activity") == [("acme", "7", "a@example.com", 1000, 0.5)]
     finally:
         d.cleanup()
 

@@ -551,6 +551,70 @@ START_TEST(migration_7_keeps_the_jobs_and_their_check)
 }
 END_TEST
 
+/* Club activity as migration 3 made it: a rowid table and its key's autoindex. */
+static const char *const club_activity_v3 =
+    "CREATE TABLE club_activity (account TEXT NOT NULL, product_id TEXT NOT NULL, lead_email TEXT NOT NULL,"
+    " last_access_at INTEGER NOT NULL DEFAULT 0, max_progress REAL NOT NULL DEFAULT -1,"
+    " PRIMARY KEY (account, product_id, lead_email));";
+
+static void collect_club_row(const lb_club_activity *a, void *ud)
+{
+    char *out = ud;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s|%s|%s|%lld|%g;", a->account, a->product_id, a->lead_email,
+             (long long)a->last_access_ms, a->max_progress);
+}
+
+/* Migration 8 rebuilds club_activity WITHOUT ROWID: its rows survive, no
+ * autoindex is left beside it (an upsert touches one b-tree, not two), and
+ * the store's upsert still keeps the latest access and the highest progress. */
+START_TEST(migration_8_keys_club_activity_by_its_primary_key_alone)
+{
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    open_fresh_store(&s, false);
+    lb_store_close(&s);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    exec_ok(db, "DROP TABLE club_activity;");
+    exec_ok(db, club_activity_v3);
+    exec_ok(db, "INSERT INTO club_activity VALUES ('acct', '7', 'a@example.com', 1000, 0.5);"
+                "INSERT INTO club_activity VALUES ('acct', '7', 'b@example.com', 0, 0.25);"
+                "PRAGMA user_version = 7;");
+    sqlite3_close(db);
+    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(lb_store_begin(&s, &err), 0);
+    lb_club_activity later = {"acct", "7", "a@example.com", 2000, 0.25}; /* a later login, less progress */
+    lb_club_activity earlier = {"acct", "7", "b@example.com", 0, 0.75};  /* no login, more progress */
+    lb_club_activity fresh = {"acct", "8", "a@example.com", 3000, -1};
+    ck_assert_int_eq(lb_store_put_club_activity(&s, &later, &err), 0);
+    ck_assert_int_eq(lb_store_put_club_activity(&s, &earlier, &err), 0);
+    ck_assert_int_eq(lb_store_put_club_activity(&s, &fresh, &err), 0);
+    ck_assert_int_eq(lb_store_commit(&s, &err), 0);
+    char rows[512] = "";
+    ck_assert_int_eq(lb_store_load_club_activity(&s, collect_club_row, rows, &err), 0);
+    ck_assert_str_eq(rows, "acct|7|a@example.com|2000|0.5;acct|7|b@example.com|0|0.75;acct|8|a@example.com|3000|-1;");
+    lb_store_close(&s);
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT sql FROM sqlite_master WHERE name = 'club_activity'),"
+                                        " (SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                                        "  tbl_name = 'club_activity'),"
+                                        " (SELECT count(*) FROM sqlite_master WHERE name = 'club_activity_v8')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_ptr_nonnull(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 0);
+    ck_assert_int_eq(sqlite3_column_int(st, 2), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    remove_dir();
+}
+END_TEST
+
 /* A database of version 5 (a unique index on the events' keys) loses the
  * index, and its events' keys move to event_keys: they are still known. */
 START_TEST(a_version_5_database_keeps_knowing_its_events)
@@ -572,6 +636,7 @@ START_TEST(a_version_5_database_keeps_knowing_its_events)
         "PRAGMA user_version = 5;";
     exec_ok(db, v5);
     exec_ok(db, jobs_v2);
+    exec_ok(db, club_activity_v3);
     sqlite3_close(db);
     lb_store s;
     lb_error err = {0};
@@ -617,6 +682,7 @@ int main(void)
     tcase_add_loop_test(tc, large_transactions_and_checkpoints_read_back_exactly, 0, 2);
     tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
     tcase_add_test(tc, migration_7_keeps_the_jobs_and_their_check);
+    tcase_add_test(tc, migration_8_keys_club_activity_by_its_primary_key_alone);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
     tcase_add_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
