@@ -488,6 +488,24 @@ static void exec_ok(sqlite3 *db, const char *sql)
     sqlite3_free(msg);
 }
 
+/* A store made by this build, then taken back to an older version by hand
+ * (each SQL text in turn; the last sets user_version), then opened again,
+ * which migrates it forward. */
+static void open_downgraded_store(lb_store *s, const char *drop, const char *create, const char *fill)
+{
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    open_fresh_store(s, false);
+    lb_store_close(s);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    exec_ok(db, drop);
+    exec_ok(db, create);
+    exec_ok(db, fill);
+    sqlite3_close(db);
+    ck_assert_msg(lb_store_open(s, db_path, &opts, &err) == 0, "%s", err.message);
+}
+
 /* Migration 7 rebuilds the outbox with its state check spelled without IN
  * (an IN list cost an ephemeral b-tree per insert and update): every job
  * keeps its columns, ids and indexes, and a state outside the three is still
@@ -495,22 +513,14 @@ static void exec_ok(sqlite3 *db, const char *sql)
 START_TEST(migration_7_keeps_the_jobs_and_their_check)
 {
     lb_store s;
-    lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    open_fresh_store(&s, false);
+    open_downgraded_store(&s, "DROP TABLE jobs;", jobs_v2,
+                          "INSERT INTO jobs VALUES (7, 'acct', 'crm', 'a@example.com', 'tag_add', '{\"tag\":\"x\"}',"
+                          " '{\"name\":\"A\"}', '3:1:0', 3, 1, 0, 'ready', 0, 100, 200, 100, NULL, NULL);"
+                          "INSERT INTO jobs VALUES (8, 'acct', 'crm', 'b@example.com', 'list_add', '{}', '{}', '3:2:0',"
+                          " 3, 2, 0, 'dead', 5, 100, 900, 950, 422, 'invalid e-mail');"
+                          "PRAGMA user_version = 6;");
     lb_store_close(&s);
     sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    exec_ok(db, "DROP TABLE jobs;");
-    exec_ok(db, jobs_v2);
-    exec_ok(db, "INSERT INTO jobs VALUES (7, 'acct', 'crm', 'a@example.com', 'tag_add', '{\"tag\":\"x\"}',"
-                " '{\"name\":\"A\"}', '3:1:0', 3, 1, 0, 'ready', 0, 100, 200, 100, NULL, NULL);"
-                "INSERT INTO jobs VALUES (8, 'acct', 'crm', 'b@example.com', 'list_add', '{}', '{}', '3:2:0', 3, 2, 0,"
-                " 'dead', 5, 100, 900, 950, 422, 'invalid e-mail');"
-                "PRAGMA user_version = 6;");
-    sqlite3_close(db);
-    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
-    lb_store_close(&s);
     ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_prepare_v2(db,
@@ -572,18 +582,10 @@ START_TEST(migration_8_keys_club_activity_by_its_primary_key_alone)
 {
     lb_store s;
     lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    open_fresh_store(&s, false);
-    lb_store_close(&s);
-    sqlite3 *db;
-    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    exec_ok(db, "DROP TABLE club_activity;");
-    exec_ok(db, club_activity_v3);
-    exec_ok(db, "INSERT INTO club_activity VALUES ('acct', '7', 'a@example.com', 1000, 0.5);"
-                "INSERT INTO club_activity VALUES ('acct', '7', 'b@example.com', 0, 0.25);"
-                "PRAGMA user_version = 7;");
-    sqlite3_close(db);
-    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
+    open_downgraded_store(&s, "DROP TABLE club_activity;", club_activity_v3,
+                          "INSERT INTO club_activity VALUES ('acct', '7', 'a@example.com', 1000, 0.5);"
+                          "INSERT INTO club_activity VALUES ('acct', '7', 'b@example.com', 0, 0.25);"
+                          "PRAGMA user_version = 7;");
     ck_assert_int_eq(lb_store_begin(&s, &err), 0);
     lb_club_activity later = {"acct", "7", "a@example.com", 2000, 0.25}; /* a later login, less progress */
     lb_club_activity earlier = {"acct", "7", "b@example.com", 0, 0.75};  /* no login, more progress */
@@ -596,6 +598,7 @@ START_TEST(migration_8_keys_club_activity_by_its_primary_key_alone)
     ck_assert_int_eq(lb_store_load_club_activity(&s, collect_club_row, rows, &err), 0);
     ck_assert_str_eq(rows, "acct|7|a@example.com|2000|0.5;acct|7|b@example.com|0|0.75;acct|8|a@example.com|3000|-1;");
     lb_store_close(&s);
+    sqlite3 *db;
     ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_prepare_v2(db,
