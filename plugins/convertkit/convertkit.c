@@ -675,8 +675,9 @@ static bool load_job(ck_op *op, const lb_job *job, char *why, size_t cap)
     if (!job->email || !*job->email || !copy(op->email, sizeof op->email, job->email))
         return reject(why, cap, "Kit: the job has no usable e-mail");
     pick_first_name(job, op->first_name, sizeof op->first_name);
-    /* a contact_ref that is no id is not used: the request by e-mail works
-     * too, and the id it answers replaces the stored one */
+    /* a contact_ref that is no id is taken as none: the call finds the
+     * subscriber as it would without one, and the id Kit answers replaces
+     * the stored one */
     if (!a->upsert_only && is_kit_id(job->contact_ref) && copy(op->sub_id, sizeof op->sub_id, job->contact_ref))
         op->ref_given = true;
     if (!a->param)

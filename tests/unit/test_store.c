@@ -576,7 +576,8 @@ static void collect_club_row(const lb_club_activity *a, void *ud)
 }
 
 /* Migration 8 rebuilds club_activity WITHOUT ROWID: its rows survive, no
- * autoindex is left beside it (an upsert touches one b-tree, not two), and
+ * autoindex is left beside it (the key is stored once, and an upsert goes
+ * down one b-tree), and
  * the store's upsert still keeps the latest access and the highest progress. */
 START_TEST(migration_8_keys_club_activity_by_its_primary_key_alone)
 {
