@@ -90,7 +90,13 @@ static int note_header(lb_http_head *out, const lb_http_header *h)
     } else if (token_equals(h->name, h->name_len, "Transfer-Encoding")) {
         if (!token_equals(h->value, h->value_len, "chunked"))
             return 501;
+        if (out->chunked)
+            return 400; /* chunked twice is no framing this server can read */
         out->chunked = true;
+    } else if (token_equals(h->name, h->name_len, "Expect")) {
+        if (!token_equals(h->value, h->value_len, "100-continue"))
+            return 417;
+        out->expect_continue = true;
     } else if (token_equals(h->name, h->name_len, "Connection")) {
         if (token_equals(h->value, h->value_len, "close"))
             out->keep_alive = false;
@@ -163,10 +169,14 @@ long lb_http_parse_head(const char *buf, size_t len, size_t max_head, lb_http_he
         }
         first = false;
     }
-    if (out->chunked && out->content_length >= 0) {
-        *status = 400; /* both framings: refuse rather than guess */
+    if (out->chunked && (out->content_length >= 0 || out->minor_version == 0)) {
+        /* both framings, or chunked from HTTP/1.0, which has none: refuse
+         * rather than guess (RFC 9112 section 6.1) */
+        *status = 400;
         return -1;
     }
+    if (out->minor_version == 0)
+        out->expect_continue = false; /* RFC 9110 section 10.1.1: ignored from HTTP/1.0 */
     if (out->minor_version == 0 && !lb_http_head_get(out, "Connection", NULL))
         out->keep_alive = false;
     else if (out->minor_version == 1) {

@@ -28,13 +28,15 @@ typedef struct lb_http_head {
     size_t n_headers;
     int64_t content_length; /* -1 when absent */
     bool chunked;           /* Transfer-Encoding: chunked */
+    bool expect_continue;   /* Expect: 100-continue, from an HTTP/1.1 client */
     bool keep_alive;        /* after Connection and the version's default */
 } lb_http_head;
 
 /* Parses the head at the start of buf (which need not be NUL-terminated).
  * Returns the head's length including the blank line (> 0), 0 if the head is
  * not complete yet, or -1 if it is malformed; then *status is the HTTP status
- * to answer with (400, 431 header too large, 501 unsupported, 505 version). */
+ * to answer with (400, 417 an expectation other than 100-continue, 431 header
+ * too large, 501 unsupported, 505 version). */
 long lb_http_parse_head(const char *buf, size_t len, size_t max_head, lb_http_head *out, int *status);
 
 /* Case-insensitive header lookup; returns the value (not NUL-terminated) or NULL. */

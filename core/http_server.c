@@ -28,6 +28,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "http_chunked.h"
 #include "log.h"
 
 #define LB_LINGER_SECONDS 2
@@ -78,6 +79,10 @@ struct lb_http_conn {
     bool peer_closed;    /* the client half-closed: what it sent before is still answered */
     bool failed;         /* a write failed: freed on the next turn, never inside a reply */
     size_t discarded;
+    /* the request at the front of the input buffer, while its body comes */
+    lb_chunked_decoder chunk; /* a chunked body, decoded in place */
+    bool chunk_started;
+    bool continue_sent;       /* "100 Continue" went out for it */
     lb_http_conn *prev, *next;
 };
 
@@ -91,6 +96,7 @@ struct lb_http_request {
     lb_http_request *next_free;
     const char *route;  /* metrics label */
     bool keep_alive;
+    bool head_only;     /* HEAD: the answer's head without its body */
 };
 
 static const char *reason_phrase(int status)
@@ -105,6 +111,7 @@ static const char *reason_phrase(int status)
     case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
@@ -321,6 +328,7 @@ static lb_http_request *request_new(lb_http_conn *c, size_t size)
     req->conn = c;
     req->route = "other";
     req->head_len = req->body_len = 0;
+    req->head_only = false;
     req->next_free = NULL;
     srv->live_requests++;
     return req;
@@ -352,8 +360,9 @@ static int format_head(char *buf, size_t cap, int status, const char *content_ty
                     extra_headers ? extra_headers : "");
 }
 
+/* The head says the body's length; with_body false leaves the body out (HEAD). */
 static void conn_write_reply(lb_http_conn *c, int status, const char *content_type, const char *body,
-                             size_t body_len, const char *extra_headers, bool close)
+                             size_t body_len, bool with_body, const char *extra_headers, bool close)
 {
     char small[512];
     char *head = small;
@@ -371,7 +380,7 @@ static void conn_write_reply(lb_http_conn *c, int status, const char *content_ty
         c->close_after_write = true;
         event_del(c->readable);
     }
-    conn_send(c, head, (size_t)n, body, body_len);
+    conn_send(c, head, (size_t)n, body, with_body ? body_len : 0);
     if (head != small)
         free(head);
 }
@@ -393,7 +402,7 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
             c->reading_paused = false;
             conn_add_readable(c, c->srv->limits.idle_timeout_s);
         }
-        conn_write_reply(c, status, content_type, body, body_len, extra_headers, close);
+        conn_write_reply(c, status, content_type, body, body_len, !req->head_only, extra_headers, close);
         /* pipelined bytes may already be buffered: look at them on a later
          * turn, not now, which could recurse through a handler that answers
          * at once */
@@ -477,6 +486,13 @@ static void conn_refuse(lb_http_conn *c, int status, const char *code, const cha
     lb_http_reply_error(req, status, code, message, NULL, NULL);
 }
 
+static bool method_is(const lb_http_head *h, const char *method)
+{
+    return strlen(method) == h->method_len && memcmp(method, h->method, h->method_len) == 0;
+}
+
+/* A GET route answers HEAD too, as RFC 9110 section 9.3.2 asks of every
+ * server (monitors probe /healthz so): the same head, no body. */
 static void dispatch(lb_http_conn *c, lb_http_request *req)
 {
     const lb_http_head *h = &req->head;
@@ -486,9 +502,10 @@ static void dispatch(lb_http_conn *c, lb_http_request *req)
         if (strlen(r->path) != h->path_len || memcmp(r->path, h->target, h->path_len) != 0)
             continue;
         req->route = r->path;
-        if (strlen(r->method) != h->method_len || memcmp(r->method, h->method, h->method_len) != 0) {
+        bool get = strcmp(r->method, "GET") == 0;
+        if (!method_is(h, r->method) && !(get && req->head_only)) {
             char allow[64];
-            snprintf(allow, sizeof allow, "Allow: %s\r\n", r->method);
+            snprintf(allow, sizeof allow, "Allow: %s%s\r\n", r->method, get ? ", HEAD" : "");
             lb_http_reply_error(req, 405, "method_not_allowed", "method not allowed on this path", NULL,
                                 allow);
             return;
@@ -497,6 +514,91 @@ static void dispatch(lb_http_conn *c, lb_http_request *req)
         return;
     }
     lb_http_reply_error(req, 404, "not_found", "no such path", NULL, NULL);
+}
+
+/* The error code and message of a head the parser refused with `status`. */
+static void head_refusal(int status, const char **code, const char **message)
+{
+    switch (status) {
+    case 417:
+        *code = "expectation_failed";
+        *message = "the only expectation supported is 100-continue";
+        break;
+    case 431:
+        *code = "header_too_large";
+        *message = "request head too large";
+        break;
+    case 501:
+        *code = "not_implemented";
+        *message = "the only transfer coding supported is chunked";
+        break;
+    case 505:
+        *code = "version_not_supported";
+        *message = "HTTP/1.0 or HTTP/1.1 only";
+        break;
+    default:
+        *code = "bad_request";
+        *message = "malformed HTTP request";
+    }
+}
+
+static void refuse_too_large(lb_http_conn *c)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "body is larger than the limit of %zu bytes", c->srv->limits.max_body);
+    conn_refuse(c, 413, "body_too_large", msg);
+}
+
+/* Decodes what has come of a chunked body, in place in the input buffer.
+ * 1 when it is all in (*body_len set), 0 not yet, -1 refused. */
+static int chunked_body_ready(lb_http_conn *c, size_t head_len, size_t *body_len)
+{
+    if (!c->chunk_started) {
+        lb_chunked_init(&c->chunk);
+        c->chunk_started = true;
+    }
+    size_t len = buffer_pending(&c->in) - head_len;
+    const char *why = "";
+    lb_chunked_result rc =
+        lb_chunked_decode(&c->chunk, c->in.data + c->in.off + head_len, &len, c->srv->limits.max_body, &why);
+    c->in.len = c->in.off + head_len + len;
+    if (rc == LB_CHUNKED_TOO_LARGE) {
+        refuse_too_large(c);
+        return -1;
+    }
+    if (rc == LB_CHUNKED_BAD) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "malformed chunked body: %s", why);
+        conn_refuse(c, 400, "bad_request", msg);
+        return -1;
+    }
+    *body_len = c->chunk.decoded;
+    return rc == LB_CHUNKED_DONE;
+}
+
+/* 1 when the body of the request at the front of the input buffer is all
+ * in (*body_len set), 0 not yet, -1 refused. */
+static int body_ready(lb_http_conn *c, const lb_http_head *head, size_t head_len, size_t *body_len)
+{
+    if (head->chunked)
+        return chunked_body_ready(c, head_len, body_len);
+    *body_len = head->content_length > 0 ? (size_t)head->content_length : 0;
+    if (*body_len > c->srv->limits.max_body) {
+        refuse_too_large(c);
+        return -1;
+    }
+    return buffer_pending(&c->in) - head_len >= *body_len;
+}
+
+/* A client that asked to hear that its head is acceptable before it sends
+ * the body waits for this (curl for a second, others until a timeout). */
+static void send_continue_once(lb_http_conn *c, const lb_http_head *head)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (head->expect_continue && !c->continue_sent) {
+        c->continue_sent = true;
+        conn_send(c, line, sizeof line - 1, NULL, 0);
+    }
 }
 
 /* Takes one complete request off the input buffer if there is one.
@@ -508,36 +610,32 @@ static int conn_take_request(lb_http_conn *c)
     if (avail == 0)
         return 0;
     size_t max_head = c->srv->limits.max_head;
-    const char *p = c->in.data + c->in.off;
     lb_http_head head;
     int status = 400;
-    long head_len = lb_http_parse_head(p, avail < max_head ? avail : max_head, max_head, &head, &status);
+    long head_len =
+        lb_http_parse_head(c->in.data + c->in.off, avail < max_head ? avail : max_head, max_head, &head, &status);
     if (head_len == 0)
         return 0;
     if (head_len < 0) {
-        conn_refuse(c, status, status == 431 ? "header_too_large" : "bad_request",
-                    status == 431 ? "request head too large" : "malformed HTTP request");
+        const char *code, *message;
+        head_refusal(status, &code, &message);
+        conn_refuse(c, status, code, message);
         return -1;
     }
-    if (head.chunked) {
-        conn_refuse(c, 411, "length_required", "send the body with a Content-Length");
-        return -1;
-    }
-    size_t body_len = head.content_length > 0 ? (size_t)head.content_length : 0;
-    if (body_len > c->srv->limits.max_body) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "body is larger than the limit of %zu bytes", c->srv->limits.max_body);
-        conn_refuse(c, 413, "body_too_large", msg);
-        return -1;
-    }
+    size_t body_len;
+    int ready = body_ready(c, &head, (size_t)head_len, &body_len);
+    if (ready == 0)
+        send_continue_once(c, &head);
+    if (ready <= 0)
+        return ready;
+    c->chunk_started = c->continue_sent = false;
     size_t total = (size_t)head_len + body_len;
-    if (avail < total)
-        return 0;
     lb_http_request *req = request_new(c, total + 1);
     if (!req) {
         conn_refuse(c, 503, "out_of_memory", "server is out of memory");
         return -1;
     }
+    const char *p = c->in.data + c->in.off; /* the chunked decoder may have moved bytes, never the buffer */
     char *data = req->data;
     memcpy(data, p, total);
     data[total] = '\0';
@@ -547,6 +645,7 @@ static int conn_take_request(lb_http_conn *c)
     req->head_len = (size_t)head_len;
     req->body_len = body_len;
     req->keep_alive = req->head.keep_alive && !c->srv->draining;
+    req->head_only = method_is(&req->head, "HEAD");
     c->pending = req;
     dispatch(c, req);
     return 1;
@@ -627,6 +726,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
     /* room for one more full request while one is pending, then pause */
     size_t limit = c->srv->limits.max_head + c->srv->limits.max_body + 1;
+    if (c->chunk_started)
+        limit += LB_CHUNKED_SLACK; /* a size line or the trailer can follow a body at the limit */
     size_t room = LB_READ_CHUNK;
     if (buffer_pending(&c->in) + room > limit)
         room = limit > buffer_pending(&c->in) ? limit - buffer_pending(&c->in) : 0;

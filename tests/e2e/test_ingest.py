@@ -306,10 +306,10 @@ def test_malformed_http_gets_a_json_400_and_a_close():
     out = D.raw(b"BROKEN\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400 "), out
     assert b'"error":"bad_request"' in out and b"Connection: close" in out
-    out = D.raw(b"POST /webhooks/hotmart HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-    assert out.startswith(b"HTTP/1.1 411 "), out
     out = D.raw(b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
-    assert out.startswith(b"HTTP/1.1 431 "), out
+    assert out.startswith(b"HTTP/1.1 431 ") and b'"error":"header_too_large"' in out, out
+    out = D.raw(b"GET /healthz HTTP/2.0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 505 ") and b'"error":"version_not_supported"' in out, out
 
 
 def test_keep_alive_and_pipelining():
@@ -364,6 +364,167 @@ def test_request_sent_a_byte_at_a_time():
         out = s.makefile("rb").read()
     assert out.startswith(b"HTTP/1.1 200 OK"), out[:200]
     assert len(stored("acme", i)) == 1
+
+
+def chunk_framing(body, sizes, extension=b"", trailer=b""):
+    """body as chunked framing: chunk sizes taken from `sizes` in turn (the
+    last one repeats), upper-case hex, `extension` on every size line."""
+    out, pos, k = b"", 0, 0
+    while pos < len(body):
+        n = min(sizes[min(k, len(sizes) - 1)], len(body) - pos)
+        out += b"%X" % n + extension + b"\r\n" + body[pos:pos + n] + b"\r\n"
+        pos, k = pos + n, k + 1
+    return out + b"0\r\n" + trailer + b"\r\n"
+
+
+def chunked_request(framing, extra=b""):
+    return (b"POST /webhooks/hotmart HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-HOTMART-HOTTOK: " + HOTTOK_A.encode() + b"\r\n" + extra +
+            b"Transfer-Encoding: chunked\r\n\r\n" + framing)
+
+
+def test_a_chunked_body_is_stored_as_the_bytes_it_carries():
+    # http.client frames an iterable body itself, as Go, Python requests and
+    # Java do when they do not know the length up front
+    i = str(uuid.uuid4())
+    body = with_id(fixture("PURCHASE_APPROVED"), i)
+    conn = D.connection()
+    conn.request("POST", "/webhooks/hotmart", body=iter([body[:100], body[100:1000], body[1000:]]),
+                 headers={"Content-Type": "application/json", "X-HOTMART-HOTTOK": HOTTOK_A},
+                 encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 200, r.read()
+    assert json.loads(r.read())["duplicate"] is False
+    conn.close()
+    rows = stored("acme", i)
+    assert len(rows) == 1 and rows[0][1] == "purchase.approved"
+    assert bytes(rows[0][4]) == body
+
+
+def test_chunk_extensions_trailers_and_one_byte_chunks_then_a_pipelined_request():
+    i = str(uuid.uuid4())
+    body = with_id(fixture("PURCHASE_COMPLETE"), i)
+    framing = chunk_framing(body, [1] * 40 + [0x1a3], extension=b';name="v" ;x', trailer=b"X-Digest: abc\r\n")
+    out = D.raw(chunked_request(framing) + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 OK") == 2, out
+    assert b'"status":"ok"' in out
+    rows = stored("acme", i)
+    assert len(rows) == 1 and bytes(rows[0][4]) == body
+
+
+def test_a_chunked_body_at_the_limit_is_taken_and_one_byte_over_is_413():
+    # max_body is 64k; the framing (a size line per 1,000 bytes) does not count
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    i = str(uuid.uuid4())
+    doc["id"] = i
+    doc["padding"] = ""
+    pad = 64 * 1024 - len(json.dumps(doc).encode())
+    doc["padding"] = "x" * pad
+    body = json.dumps(doc).encode()
+    assert len(body) == 64 * 1024
+    out = D.raw(chunked_request(chunk_framing(body, [1000]), b"Connection: close\r\n"))
+    assert out.startswith(b"HTTP/1.1 200 OK"), out[:300]
+    assert len(stored("acme", i)) == 1
+    doc["padding"] += "x"
+    doc["id"] = str(uuid.uuid4())
+    out = D.raw(chunked_request(chunk_framing(json.dumps(doc).encode(), [1000])))
+    assert out.startswith(b"HTTP/1.1 413 "), out[:300]
+    assert b'"error":"body_too_large"' in out and b"Connection: close" in out
+    assert stored("acme", doc["id"]) == []
+    assert D.get("/healthz").status == 200
+
+
+def test_malformed_chunked_framing_is_400_and_a_close():
+    body = with_id(fixture("PURCHASE_COMPLETE"), str(uuid.uuid4()))
+    bad = {
+        b"5x\r\nabcde\r\n0\r\n\r\n": b"chunk size is not a hex number",
+        b"\r\n": b"chunk size is not a hex number",
+        b"5\r\nabcdefgh\r\n0\r\n\r\n": b"chunk data is not followed by CRLF",
+        b"5\nabcde\r\n0\r\n\r\n": b"chunk size line",
+        b"0\r\nnot a field\r\n\r\n": b"malformed trailer field",
+    }
+    for framing, why in bad.items():
+        out = D.raw(chunked_request(framing))
+        assert out.startswith(b"HTTP/1.1 400 "), (framing, out)
+        assert b'"error":"bad_request"' in out and why in out and b"Connection: close" in out, (framing, out)
+    # a size past 64 bits is a body over the limit, not a wrapped number
+    out = D.raw(chunked_request(b"1" + b"0" * 30 + b"\r\n" + body))
+    assert out.startswith(b"HTTP/1.1 413 "), out
+    # both framings, chunked from HTTP/1.0, chunked twice, another coding
+    framing = chunk_framing(body, [500])
+    heads = [
+        chunked_request(framing, b"Content-Length: %d\r\n" % len(framing)),
+        chunked_request(framing).replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+        chunked_request(framing, b"Transfer-Encoding: chunked\r\n"),
+    ]
+    for req in heads:
+        out = D.raw(req)
+        assert out.startswith(b"HTTP/1.1 400 "), out
+    out = D.raw(chunked_request(framing).replace(b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip, chunked"))
+    assert out.startswith(b"HTTP/1.1 501 ") and b'"error":"not_implemented"' in out, out
+
+
+def read_response(f):
+    """One response from a socket file: (status line, head bytes, body)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        c = f.read(1)
+        assert c, head
+        head += c
+    m = re.search(rb"\r\nContent-Length: (\d+)", head)
+    return head.split(b"\r\n", 1)[0], head, f.read(int(m.group(1))) if m else b""
+
+
+def test_expect_100_continue_is_answered_before_the_body_comes():
+    i = str(uuid.uuid4())
+    body = with_id(fixture("PURCHASE_APPROVED"), i)
+    with socket.create_connection(("127.0.0.1", D.port), timeout=5) as s:
+        f = s.makefile("rb")
+        # the head alone: the daemon must say "go on" without seeing the body
+        s.sendall(hotmart_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        assert f.read(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        status, _, answer = read_response(f)
+        assert status == b"HTTP/1.1 200 OK", (status, answer)
+        # a chunked body on the same connection: the interim answer again
+        j = str(uuid.uuid4())
+        framing = chunk_framing(with_id(fixture("PURCHASE_COMPLETE"), j), [700])
+        s.sendall(chunked_request(b"", b"Expect: 100-continue\r\n"))
+        assert f.read(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(framing)
+        status, _, answer = read_response(f)
+        assert status == b"HTTP/1.1 200 OK", (status, answer)
+    assert len(stored("acme", i)) == 1 and len(stored("acme", j)) == 1
+    # too large for the limit: refused at once, never invited
+    head = (b"POST /webhooks/hotmart HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 900000\r\n\r\n")
+    out = D.raw(head)
+    assert out.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in out, out
+    # an expectation the daemon cannot meet
+    out = D.raw(hotmart_request(body, b"Expect: something-else\r\n"))
+    assert out.startswith(b"HTTP/1.1 417 ") and b'"error":"expectation_failed"' in out, out
+
+
+def test_head_answers_like_get_without_the_body():
+    with socket.create_connection(("127.0.0.1", D.port), timeout=5) as s:
+        f = s.makefile("rb")
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n"
+                  b"HEAD /webhooks/hotmart HTTP/1.1\r\n\r\nHEAD /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+        rest = f.read()  # to the close: every answer, nothing between them
+    heads = [h + b"\r\n\r\n" for h in rest.split(b"\r\n\r\n")]
+    assert heads[0].startswith(b"HTTP/1.1 200 OK"), rest
+    assert heads[1].startswith(b"HTTP/1.1 200 OK"), rest
+    length = int(re.search(rb"\r\nContent-Length: (\d+)", heads[0]).group(1))
+    get_body = heads[2][:length]  # the GET's body runs into the next head
+    assert json.loads(get_body)["status"] == "ok"
+    assert re.search(rb"\r\nContent-Length: (\d+)", heads[1]).group(1) == b"%d" % length
+    after_get = rest[len(heads[0]) + len(heads[1]) + length:]
+    assert after_get.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: POST\r\n" in after_get, after_get
+    last = after_get[after_get.index(b"\r\n\r\n") + 4:]
+    assert last.startswith(b"HTTP/1.1 404 ") and last.endswith(b"\r\n\r\n"), last
+    r = D.request("POST", "/healthz", b"{}", {"Content-Type": "application/json"})
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, HEAD"
 
 
 def test_client_that_half_closes_after_its_request_gets_the_answer():

@@ -51,6 +51,8 @@ static void check_head(const char *buf, long n, const lb_http_head *h)
     }
     head_must(h->content_length >= -1, "a negative content length");
     head_must(!(h->chunked && h->content_length >= 0), "both framings accepted");
+    head_must(!(h->chunked && h->minor_version == 0), "a chunked body from HTTP/1.0 accepted");
+    head_must(!(h->expect_continue && h->minor_version == 0), "an HTTP/1.0 client's 100-continue kept");
 }
 
 static int same_head(const lb_http_head *a, const lb_http_head *b)
@@ -58,7 +60,7 @@ static int same_head(const lb_http_head *a, const lb_http_head *b)
     return a->method == b->method && a->method_len == b->method_len && a->target == b->target &&
            a->target_len == b->target_len && a->path_len == b->path_len && a->minor_version == b->minor_version &&
            a->n_headers == b->n_headers && a->content_length == b->content_length && a->chunked == b->chunked &&
-           a->keep_alive == b->keep_alive;
+           a->expect_continue == b->expect_continue && a->keep_alive == b->keep_alive;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -69,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int status = 0;
     long n = lb_http_parse_head(buf, size, MAX_HEAD, &head, &status);
     if (n < 0) {
-        head_must(status == 400 || status == 431 || status == 501 || status == 505, "an undocumented status");
+        head_must(status == 400 || status == 417 || status == 431 || status == 501 || status == 505, "an undocumented status");
         return 0;
     }
     if (n == 0) {

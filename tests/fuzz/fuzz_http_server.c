@@ -13,10 +13,12 @@
  *   - the server never hands out a second request on a connection while
  *     one waits for its answer;
  *   - what the client reads is a sequence of whole HTTP/1.1 responses, each
- *     with a Content-Length and a JSON object for body, and with a status
- *     the server documents; after a refusal that closes (400, 411, 413,
- *     431, 501, 505) nothing more;
- *   - every request handed out is answered with its own 200, in order;
+ *     with a Content-Length and a JSON object for body (none for HEAD), and
+ *     with a status the server documents, or interim "100 Continue" lines;
+ *     after a refusal that closes (400, 413, 417, 431, 501, 505) nothing
+ *     more;
+ *   - every request handed out is answered with its own 200, in order; the
+ *     200 to a HEAD has the head of the answer a GET gets and no body;
  *   - after the client half-closes, the server answers what it has and
  *     closes; once the client is gone the server holds no connection.
  * Built and run by tests/fuzz/run; its corpus is replayed by make check. */
@@ -39,6 +41,7 @@
 
 #define SRV_MAX_HEAD 1024
 #define SRV_MAX_BODY 1024
+#define SRV_TRACKED 8192 /* requests per input whose method is remembered */
 
 typedef struct srv_world {
     struct event_base *base;
@@ -48,6 +51,7 @@ typedef struct srv_world {
     lb_http_request *held; /* the request waiting for its answer */
     unsigned answer_at_once;
     size_t handed_out, answered;
+    bool head_only[SRV_TRACKED]; /* by the order requests were handed out */
 } srv_world;
 
 static srv_world *srv_w;
@@ -66,6 +70,9 @@ static void srv_handler(lb_http_request *req, void *ctx)
 {
     srv_world *w = ctx;
     srv_must(w->held == NULL, "a second request was handed out while one waits");
+    const lb_http_head *h = lb_http_request_head(req);
+    if (w->handed_out < SRV_TRACKED)
+        w->head_only[w->handed_out] = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     w->handed_out++;
     if (w->answer_at_once)
         srv_answer(w, req);
@@ -160,18 +167,45 @@ static void srv_read(int fd, srv_reply *r)
 
 static int srv_closing_status(int status)
 {
-    return status == 400 || status == 411 || status == 413 || status == 431 || status == 501 || status == 505;
+    return status == 400 || status == 413 || status == 417 || status == 431 || status == 501 || status == 505;
+}
+
+/* The answer to a HEAD ends with its head: what follows is the next
+ * response or nothing. Bodies are JSON objects, so they never start so. */
+static bool srv_bodiless(const char *body, size_t left)
+{
+    return left == 0 || (left >= 9 && memcmp(body, "HTTP/1.1 ", 9) == 0);
+}
+
+static void srv_check_json_body(const char *body, size_t body_len, size_t oks, int status)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *doc = json_tokener_parse_ex(tok, body, (int)body_len);
+    srv_must(doc != NULL && json_object_is_type(doc, json_type_object) && json_tokener_get_parse_end(tok) == body_len,
+             "a response body that is not one JSON object");
+    if (status == 200) {
+        json_object *n;
+        srv_must(json_object_object_get_ex(doc, "n", &n) && json_object_get_int64(n) == (int64_t)oks,
+                 "answers out of order");
+    }
+    json_object_put(doc);
+    json_tokener_free(tok);
 }
 
 /* Walks the responses; returns how many 200s there were. */
-static size_t srv_check_replies(const srv_reply *r)
+static size_t srv_check_replies(const srv_world *w, const srv_reply *r)
 {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     size_t pos = 0, oks = 0;
     int closed = 0;
     while (pos < r->len) {
         srv_must(!closed, "bytes after a response that closes the connection");
         const char *p = r->data + pos;
         size_t left = r->len - pos;
+        if (left >= sizeof cont - 1 && memcmp(p, cont, sizeof cont - 1) == 0) {
+            pos += sizeof cont - 1;
+            continue;
+        }
         const char *end = memmem(p, left, "\r\n\r\n", 4);
         srv_must(end != NULL, "a response head cut short");
         srv_must(left > 13 && memcmp(p, "HTTP/1.1 ", 9) == 0, "not an HTTP/1.1 status line");
@@ -182,20 +216,24 @@ static size_t srv_check_replies(const srv_reply *r)
         srv_must(cl != NULL, "a response without Content-Length");
         size_t body_len = strtoul(cl + 18, NULL, 10);
         const char *body = end + 4;
-        srv_must((size_t)(body - p) + body_len <= left, "a response body cut short");
-        json_tokener *tok = json_tokener_new();
-        json_object *doc = json_tokener_parse_ex(tok, body, (int)body_len);
-        srv_must(doc != NULL && json_object_is_type(doc, json_type_object) &&
-                     json_tokener_get_parse_end(tok) == body_len,
-                 "a response body that is not one JSON object");
-        if (status == 200) {
-            json_object *n;
-            srv_must(json_object_object_get_ex(doc, "n", &n) && json_object_get_int64(n) == (int64_t)oks,
-                     "answers out of order");
-            oks++;
+        size_t after_head = left - (size_t)(body - p);
+        /* a 200 says whether its request was a HEAD; a refusal does not,
+         * but a body, if any, starts with '{' */
+        bool head_only = status == 200 ? oks < SRV_TRACKED && w->head_only[oks] : srv_bodiless(body, after_head);
+        if (head_only) {
+            srv_must(srv_bodiless(body, after_head), "a body in the answer to a HEAD");
+            if (status == 200) {
+                char would_be[48];
+                srv_must((size_t)snprintf(would_be, sizeof would_be, "{\"n\":%zu}", oks) == body_len,
+                         "the answer to a HEAD says another length than its GET's body");
+            }
+            body_len = 0;
+        } else {
+            srv_must(body_len <= after_head, "a response body cut short");
+            srv_check_json_body(body, body_len, oks, status);
         }
-        json_object_put(doc);
-        json_tokener_free(tok);
+        if (status == 200)
+            oks++;
         closed = srv_closing_status(status);
         pos = (size_t)(body - r->data) + body_len;
     }
@@ -247,7 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     srv_must(w->held == NULL, "a request handed out after the client half-closed and all was answered");
     srv_must(r.eof, "the connection stayed open after the client half-closed and all was answered");
-    size_t oks = srv_check_replies(&r);
+    size_t oks = srv_check_replies(w, &r);
     srv_must(oks == w->handed_out, "a request answered but its answer never arrived");
     if (ending & 1) { /* reset instead of a clean close */
         struct linger hard = {.l_onoff = 1, .l_linger = 0};

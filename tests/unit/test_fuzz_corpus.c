@@ -23,6 +23,9 @@
 #define LLVMFuzzerTestOneInput fuzz_http_head_one
 #include "../fuzz/fuzz_http_head.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_http_chunked_one
+#include "../fuzz/fuzz_http_chunked.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_http_server_one
 #include "../fuzz/fuzz_http_server.c"
 #undef LLVMFuzzerTestOneInput
@@ -56,6 +59,12 @@ END_TEST
 START_TEST(http_head_seeds)
 {
     ck_assert_uint_ge(replay_corpus("fuzz_http_head", fuzz_http_head_one), 6);
+}
+END_TEST
+
+START_TEST(http_chunked_seeds)
+{
+    ck_assert_uint_ge(replay_corpus("fuzz_http_chunked", fuzz_http_chunked_one), 7);
 }
 END_TEST
 
@@ -94,6 +103,7 @@ int main(void)
     tcase_add_test(tc, hotmart_form_seeds);
     tcase_add_test(tc, canonical_seeds);
     tcase_add_test(tc, http_head_seeds);
+    tcase_add_test(tc, http_chunked_seeds);
     tcase_add_test(tc, http_server_seeds);
     tcase_add_test(tc, rules_seeds);
     tcase_add_test_raise_signal(tc, a_target_aborts_on_a_broken_invariant, SIGABRT);

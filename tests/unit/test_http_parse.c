@@ -79,8 +79,35 @@ START_TEST(chunked_and_other_codings)
     int status = 0;
     ck_assert_int_gt(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &h, &status), 0);
     ck_assert(h.chunked);
+    ck_assert_int_gt(parse("POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n", &h, &status), 0);
+    ck_assert(h.chunked);
     ck_assert_int_eq(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", &h, &status), -1);
     ck_assert_int_eq(status, 501);
+    ck_assert_int_eq(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &h, &status), -1);
+    ck_assert_int_eq(status, 501);
+    /* chunked twice is no framing we can read; HTTP/1.0 has no chunked */
+    ck_assert_int_eq(
+        parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", &h, &status),
+        -1);
+    ck_assert_int_eq(status, 400);
+    ck_assert_int_eq(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", &h, &status), -1);
+    ck_assert_int_eq(status, 400);
+}
+END_TEST
+
+START_TEST(expectations)
+{
+    lb_http_head h;
+    int status = 0;
+    ck_assert_int_gt(parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", &h, &status), 0);
+    ck_assert(!h.expect_continue);
+    ck_assert_int_gt(parse("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", &h, &status), 0);
+    ck_assert(h.expect_continue);
+    /* RFC 9110 section 10.1.1: an HTTP/1.0 client's is ignored */
+    ck_assert_int_gt(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", &h, &status), 0);
+    ck_assert(!h.expect_continue);
+    ck_assert_int_eq(parse("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", &h, &status), -1);
+    ck_assert_int_eq(status, 417);
 }
 END_TEST
 
@@ -191,6 +218,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, http10_closes_by_default);
     tcase_add_test(tc, content_length_rules);
     tcase_add_test(tc, chunked_and_other_codings);
+    tcase_add_test(tc, expectations);
     tcase_add_test(tc, malformed_request_lines);
     tcase_add_test(tc, unsupported_versions);
     tcase_add_test(tc, malformed_headers);

@@ -33,6 +33,7 @@ typedef struct world {
     int client;            /* blocking, connected to srv */
     int trigger[2];        /* a byte on [1] answers the held request */
     struct event *on_trigger;
+    const char *want_body; /* when set, every request handed out carries it */
 } world;
 
 /* Holds each request, as the ingest does until its commit. */
@@ -40,6 +41,12 @@ static void hold(lb_http_request *req, void *ctx)
 {
     world *w = ctx;
     ck_assert_msg(w->held == NULL, "a second request was handed out while one waits");
+    if (w->want_body) {
+        size_t len;
+        const char *body = lb_http_request_body(req, &len);
+        ck_assert_uint_eq(len, strlen(w->want_body));
+        ck_assert_msg(memcmp(body, w->want_body, len) == 0, "body %.*s", (int)len, body);
+    }
     w->held = req;
     w->handled++;
 }
@@ -281,6 +288,68 @@ START_TEST(a_pipeline_then_a_half_close_gets_every_answer_then_the_close)
 }
 END_TEST
 
+/* `body` as 1-byte chunks (6 bytes of framing per byte) behind a head
+ * padded to `head_len` bytes, then `trailer` bytes of trailer lines. */
+static size_t chunked_request(char *out, size_t cap, size_t head_len, const char *body, size_t trailer)
+{
+    int k = snprintf(out, cap, "POST /hold HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Pad: ");
+    size_t n = (size_t)k;
+    while (n < head_len - 4)
+        out[n++] = 'h';
+    memcpy(out + n, "\r\n\r\n", 4);
+    n += 4;
+    for (const char *b = body; *b; b++)
+        n += (size_t)snprintf(out + n, cap - n, "1\r\n%c\r\n", *b);
+    n += (size_t)snprintf(out + n, cap - n, "0\r\n");
+    for (size_t t = 0; t < trailer; t += 100) /* lines of 100 bytes */
+        n += (size_t)snprintf(out + n, cap - n, "X-T: %093d\r\n", 0);
+    n += (size_t)snprintf(out + n, cap - n, "\r\n");
+    ck_assert_uint_lt(n, cap);
+    return n;
+}
+
+/* The largest head and the largest body, chunked, with a trailer that
+ * arrives in two parts: the server has read past its read-ahead for
+ * requests (head and body limits) when the first part is in, and must still
+ * read the rest, or the connection would wait for bytes it never reads. */
+START_TEST(a_chunked_body_at_both_limits_with_a_trailer_is_read_whole)
+{
+    world w;
+    world_open(&w);
+    static char body[MAX_BODY + 1], req[16 * MAX_BODY];
+    memset(body, 'b', MAX_BODY);
+    w.want_body = body;
+    size_t n = chunked_request(req, sizeof req, MAX_HEAD, body, 4000);
+    size_t first = (size_t)(strstr(req, "X-T: ") - req) + 50; /* inside the first trailer line */
+    send_all(w.client, req, first);
+    settle(&w);
+    ck_assert_ptr_null(w.held);
+    send_all(w.client, req + first, n - first);
+    ck_assert_uint_eq(answer_the_rest(&w, 0, 1), 1);
+    world_close(&w);
+}
+END_TEST
+
+/* Chunked requests pipelined behind one that waits: their framing fills
+ * the read-ahead while reading is paused, and is decoded once it resumes. */
+START_TEST(pipelined_chunked_requests_are_decoded_after_reading_resumes)
+{
+    world w;
+    world_open(&w);
+    static char req[2048], all[100 * 2048];
+    const char *body = "{\"pad\":\"................................\"}";
+    w.want_body = body;
+    size_t one = chunked_request(req, sizeof req, 64, body, 0), n = 100;
+    for (size_t i = 0; i < n; i++)
+        memcpy(all + i * one, req, one);
+    ck_assert_uint_gt(n * one, 4 * READ_AHEAD);
+    send_all(w.client, all, n * one);
+    ck_assert_uint_eq(answer_the_rest(&w, 0, n), n);
+    ck_assert_uint_eq(w.handled, n);
+    world_close(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http_server");
@@ -289,6 +358,8 @@ int main(void)
     tcase_add_test(tc, an_answer_just_before_a_readable_event_on_a_full_buffer_keeps_the_connection);
     tcase_add_test(tc, a_long_pipeline_is_served_in_order_with_reading_paused_and_resumed);
     tcase_add_loop_test(tc, a_pipeline_then_a_half_close_gets_every_answer_then_the_close, 0, 2);
+    tcase_add_test(tc, a_chunked_body_at_both_limits_with_a_trailer_is_read_whole);
+    tcase_add_test(tc, pipelined_chunked_requests_are_decoded_after_reading_resumes);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);
 }
