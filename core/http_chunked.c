@@ -6,6 +6,7 @@
  * extensions and trailer fields are read for their syntax and dropped, as
  * RFC 9112 allows: nothing here needs them. */
 #include "http_chunked.h"
+#include "http_parse.h" /* lb_http_is_tchar */
 
 #include <string.h>
 
@@ -67,12 +68,6 @@ static int parse_size_line(const char *p, size_t n, uint64_t *size)
     return 0;
 }
 
-static int is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /* field-name ":" field-value, as in a request head. */
 static int valid_trailer_field(const char *p, size_t n)
 {
@@ -80,7 +75,7 @@ static int valid_trailer_field(const char *p, size_t n)
     if (!colon || colon == p)
         return 0;
     for (const char *c = p; c < colon; c++)
-        if (!is_tchar((unsigned char)*c))
+        if (!lb_http_is_tchar((unsigned char)*c))
             return 0;
     return plain_text(colon + 1, n - (size_t)(colon + 1 - p));
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static bool is_tchar(unsigned char c)
+bool lb_http_is_tchar(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
@@ -35,7 +35,7 @@ static int parse_request_line(const char *line, size_t len, lb_http_head *out)
     if (!sp1 || sp1 == line)
         return 400;
     for (const char *c = line; c < sp1; c++)
-        if (!is_tchar((unsigned char)*c))
+        if (!lb_http_is_tchar((unsigned char)*c))
             return 400;
     const char *rest = sp1 + 1;
     size_t rest_len = len - (size_t)(rest - line);
@@ -114,7 +114,7 @@ static int parse_header_line(const char *line, size_t len, lb_http_head *out)
     if (!colon || colon == line)
         return 400;
     for (const char *c = line; c < colon; c++)
-        if (!is_tchar((unsigned char)*c))
+        if (!lb_http_is_tchar((unsigned char)*c))
             return 400;
     if (out->n_headers == LB_HTTP_MAX_HEADERS)
         return 431;

@@ -39,6 +39,9 @@ typedef struct lb_http_head {
  * too large, 501 unsupported, 505 version). */
 long lb_http_parse_head(const char *buf, size_t len, size_t max_head, lb_http_head *out, int *status);
 
+/* A character of a token (RFC 9110 section 5.6.2): a method, a field name. */
+bool lb_http_is_tchar(unsigned char c);
+
 /* Case-insensitive header lookup; returns the value (not NUL-terminated) or NULL. */
 const char *lb_http_head_get(const lb_http_head *head, const char *name, size_t *value_len);
 

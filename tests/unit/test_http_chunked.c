@@ -125,29 +125,26 @@ START_TEST(malformed_framing_is_refused_with_a_reason)
 }
 END_TEST
 
+/* A 1-byte chunk whose size line ("1;eee...") is `n` bytes long, and the end. */
+static outcome with_size_line_of(size_t n)
+{
+    static char in[LB_CHUNKED_LINE_MAX + 64];
+    ck_assert_uint_lt(n + 12, sizeof in);
+    memcpy(in, "1;", 2);
+    memset(in + 2, 'e', n - 2);
+    strcpy(in + n, "\r\nx\r\n0\r\n\r\n");
+    return decode(in, strlen(in), 0, 100);
+}
+
 START_TEST(lines_have_a_length_limit)
 {
-    static char in[3000];
-    /* a size line of LB_CHUNKED_LINE_MAX bytes is taken, one more is not */
-    memset(in, 0, sizeof in);
-    in[0] = '1';
-    in[1] = ';';
-    memset(in + 2, 'e', LB_CHUNKED_LINE_MAX - 2);
-    strcat(in, "\r\nx\r\n0\r\n\r\n");
-    outcome o = decode(in, strlen(in), 0, 100);
-    ck_assert_int_eq(o.rc, LB_CHUNKED_DONE);
-    memset(in, 0, sizeof in);
-    in[0] = '1';
-    in[1] = ';';
-    memset(in + 2, 'e', LB_CHUNKED_LINE_MAX - 1);
-    strcat(in, "\r\nx\r\n0\r\n\r\n");
-    o = decode(in, strlen(in), 0, 100);
-    ck_assert_int_eq(o.rc, LB_CHUNKED_BAD);
+    ck_assert_int_eq(with_size_line_of(LB_CHUNKED_LINE_MAX).rc, LB_CHUNKED_DONE);
+    ck_assert_int_eq(with_size_line_of(LB_CHUNKED_LINE_MAX + 1).rc, LB_CHUNKED_BAD);
     /* nor does it wait for a line end that cannot come in time */
-    memset(in, 0, sizeof in);
+    static char in[LB_CHUNKED_LINE_MAX + 3];
     memset(in, 'a', LB_CHUNKED_LINE_MAX + 2);
-    o = decode(in, strlen(in), 0, 100);
-    ck_assert_int_eq(o.rc, LB_CHUNKED_BAD);
+    ck_assert_int_eq(decode(in, LB_CHUNKED_LINE_MAX + 2, 0, 100).rc, LB_CHUNKED_BAD);
+    ck_assert_int_eq(decode(in, LB_CHUNKED_LINE_MAX + 1, 0, 100).rc, LB_CHUNKED_MORE);
 }
 END_TEST
 
