@@ -184,30 +184,31 @@ END_TEST
 
 START_TEST(undecoded_bytes_move_down_behind_the_body)
 {
-    /* a partial second chunk: its data so far is body already, the rest of
-     * the framing is gone from the buffer */
-    char buf[64] = "3\r\nabc\r\n5\r\nde";
-    size_t len = strlen(buf);
+    /* each step appends bytes as a read would; after it the buffer holds
+     * the body so far, then only the framing not decoded yet */
+    static const struct {
+        const char *append;
+        lb_chunked_result rc;
+        size_t decoded;
+        const char *buffer;
+    } steps[] = {
+        {"3\r\nabc\r\n5\r\nde", LB_CHUNKED_MORE, 5, "abcde"},   /* a chunk's data so far is body */
+        {"fgh\r\n1", LB_CHUNKED_MORE, 8, "abcdefgh1"},              /* a partial size line waits whole */
+        {"\r\ni\r\n0\r\n\r\n", LB_CHUNKED_DONE, 9, "abcdefghi"},
+    };
+    char buf[64];
+    size_t len = 0;
     lb_chunked_decoder d;
     lb_chunked_init(&d);
-    const char *why = "";
-    ck_assert_int_eq(lb_chunked_decode(&d, buf, &len, 100, &why), LB_CHUNKED_MORE);
-    ck_assert_uint_eq(d.decoded, 5);
-    ck_assert_uint_eq(len, 5);
-    ck_assert(memcmp(buf, "abcde", 5) == 0);
-    /* a partial size line waits, moved down whole */
-    memcpy(buf + len, "fgh\r\n1", 6);
-    len += 6;
-    ck_assert_int_eq(lb_chunked_decode(&d, buf, &len, 100, &why), LB_CHUNKED_MORE);
-    ck_assert_uint_eq(d.decoded, 8);
-    ck_assert_uint_eq(len, 9);
-    ck_assert(memcmp(buf, "abcdefgh1", 9) == 0);
-    memcpy(buf + len, "\r\ni\r\n0\r\n\r\n", 10);
-    len += 10;
-    ck_assert_int_eq(lb_chunked_decode(&d, buf, &len, 100, &why), LB_CHUNKED_DONE);
-    ck_assert_uint_eq(d.decoded, 9);
-    ck_assert_uint_eq(len, 9);
-    ck_assert(memcmp(buf, "abcdefghi", 9) == 0);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        memcpy(buf + len, steps[i].append, strlen(steps[i].append));
+        len += strlen(steps[i].append);
+        const char *why = "";
+        ck_assert_int_eq(lb_chunked_decode(&d, buf, &len, 100, &why), steps[i].rc);
+        ck_assert_uint_eq(d.decoded, steps[i].decoded);
+        ck_assert_uint_eq(len, strlen(steps[i].buffer));
+        ck_assert_msg(memcmp(buf, steps[i].buffer, len) == 0, "step %zu: %.*s", i, (int)len, buf);
+    }
 }
 END_TEST
 
