@@ -4,15 +4,21 @@
  * fdatasync(). It answers whether fewer bytes per event would shorten the
  * commit: with a fixed cost that large, they barely do.
  *
- *   cc -O2 -o /tmp/sync_cost bench/sync_cost.c
+ *   cc -O2 -pthread -o /tmp/sync_cost bench/sync_cost.c
  *   for n in 4096 16384 65536 131072 262144 524288; do /tmp/sync_cost build/sync_cost.tmp $n 400; done
  *
  * MODE (4th argument, default fdatasync): "dsync" opens the file O_DSYNC
  * instead (each pwrite durable on its own, no fdatasync), "direct"
- * O_DSYNC|O_DIRECT. Run it on the disk the database lives on (build/ here),
- * never on a tmpfs. */
+ * O_DSYNC|O_DIRECT. THREADS (5th, default 1): that many threads write and
+ * sync at once, each COUNT times into its own part of the file, as
+ * overlapped syncs would (docs/benchmarks.md, 2026-11-29):
+ *
+ *   for t in 1 2 4; do /tmp/sync_cost build/sync_cost.tmp 65536 2000 fdatasync $t; done
+ *
+ * Run it on the disk the database lives on (build/ here), never on a tmpfs. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,16 @@
 #include <unistd.h>
 
 #define FILE_BYTES (4u << 20) /* the size the WAL rewinds at */
+#define MAX_THREADS 16
+
+typedef struct writer {
+    int fd;
+    const char *buf;
+    size_t n, first, span; /* writes go to [first, first + span) in turn */
+    int count, sync_each, failed;
+    double busy_s;         /* in pwrite and fdatasync */
+    pthread_t thread;
+} writer;
 
 static double now_s(void)
 {
@@ -50,17 +66,34 @@ static int preallocate(int fd, const char *buf, size_t n)
     return fdatasync(fd);
 }
 
+static void *write_durably(void *arg)
+{
+    writer *w = arg;
+    size_t off = 0;
+    double t0 = now_s();
+    for (int i = 0; i < w->count && !w->failed; i++) {
+        if (pwrite(w->fd, w->buf, w->n, (off_t)(w->first + off)) != (ssize_t)w->n ||
+            (w->sync_each && fdatasync(w->fd) != 0))
+            w->failed = 1;
+        off = off + 2 * w->n <= w->span ? off + w->n : 0;
+    }
+    w->busy_s = now_s() - t0;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s FILE BYTES COUNT [fdatasync|dsync|direct]\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE BYTES COUNT [fdatasync|dsync|direct [THREADS]]\n", argv[0]);
         return 2;
     }
     const char *path = argv[1], *mode = argc > 4 ? argv[4] : "fdatasync";
     size_t n = (size_t)strtoul(argv[2], NULL, 10);
-    int count = atoi(argv[3]);
-    if (n == 0 || n > FILE_BYTES || n % 4096 || count <= 0) {
-        fprintf(stderr, "BYTES: a multiple of 4096 up to %u; COUNT > 0\n", FILE_BYTES);
+    int count = atoi(argv[3]), threads = argc > 5 ? atoi(argv[5]) : 1;
+    if (n == 0 || n % 4096 || count <= 0 || threads < 1 || threads > MAX_THREADS ||
+        n > FILE_BYTES / (size_t)threads) {
+        fprintf(stderr, "BYTES: a multiple of 4096 up to %u / THREADS; COUNT > 0; THREADS 1 to %d\n", FILE_BYTES,
+                MAX_THREADS);
         return 2;
     }
     int fd = open_mode(path, mode);
@@ -74,19 +107,29 @@ int main(int argc, char **argv)
         perror("preallocating");
         return 1;
     }
-    int sync_each = strcmp(mode, "fdatasync") == 0;
-    size_t off = 0;
+    writer w[MAX_THREADS];
+    size_t span = FILE_BYTES / (size_t)threads / n * n;
     double t0 = now_s();
-    for (int i = 0; i < count; i++) {
-        if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n || (sync_each && fdatasync(fd) != 0)) {
-            perror("writing");
-            return 1;
-        }
-        off = off + 2 * n <= FILE_BYTES ? off + n : 0;
+    for (int i = 0; i < threads; i++) {
+        w[i] = (writer){.fd = fd, .buf = buf, .n = n, .first = (size_t)i * span, .span = span, .count = count,
+                        .sync_each = strcmp(mode, "fdatasync") == 0};
+        pthread_create(&w[i].thread, NULL, write_durably, &w[i]);
+    }
+    double busy = 0;
+    int failed = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(w[i].thread, NULL);
+        busy += w[i].busy_s;
+        failed |= w[i].failed;
     }
     double s = now_s() - t0;
-    printf("%-9s %7zu bytes: %.3f ms per durable write, %.0f MB/s\n", mode, n, s / count * 1e3,
-           (double)n * count / s / 1e6);
+    if (failed) {
+        perror("writing");
+        return 1;
+    }
+    double writes = (double)count * threads;
+    printf("%-9s %7zu bytes, %d thread%s: %.3f ms per durable write, %.0f durable writes/s, %.0f MB/s\n", mode, n,
+           threads, threads == 1 ? "" : "s", busy / writes * 1e3, writes / s, (double)n * writes / s / 1e6);
     close(fd);
     unlink(path);
     free(buf);
