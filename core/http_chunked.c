@@ -6,7 +6,7 @@
  * extensions and trailer fields are read for their syntax and dropped, as
  * RFC 9112 allows: nothing here needs them. */
 #include "http_chunked.h"
-#include "http_parse.h" /* lb_http_is_tchar */
+#include "http_parse.h" /* lb_http_split_field */
 
 #include <string.h>
 
@@ -39,7 +39,7 @@ static int hex_value(char c)
     return -1;
 }
 
-/* No control characters but HTAB: what a field value or an extension may hold. */
+/* No control characters but HTAB: what a chunk extension may hold. */
 static int plain_text(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -66,18 +66,6 @@ static int parse_size_line(const char *p, size_t n, uint64_t *size)
         return -1;
     *size = v;
     return 0;
-}
-
-/* field-name ":" field-value, as in a request head. */
-static int valid_trailer_field(const char *p, size_t n)
-{
-    const char *colon = memchr(p, ':', n);
-    if (!colon || colon == p)
-        return 0;
-    for (const char *c = p; c < colon; c++)
-        if (!lb_http_is_tchar((unsigned char)*c))
-            return 0;
-    return plain_text(colon + 1, n - (size_t)(colon + 1 - p));
 }
 
 static lb_chunked_result fail(const char **reason, const char *why, lb_chunked_result rc)
@@ -137,7 +125,8 @@ lb_chunked_result lb_chunked_decode(lb_chunked_decoder *d, char *buf, size_t *le
             d->trailer += (size_t)line + 2;
             if (d->trailer > LB_CHUNKED_TRAILER_MAX)
                 return fail(reason, "chunked trailer is too large", LB_CHUNKED_BAD);
-            if (!valid_trailer_field(p, (size_t)line))
+            lb_http_header field;
+            if (lb_http_split_field(p, (size_t)line, &field))
                 return fail(reason, "malformed trailer field", LB_CHUNKED_BAD);
         }
     }

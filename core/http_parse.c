@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-bool lb_http_is_tchar(unsigned char c)
+static bool is_tchar(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
@@ -35,7 +35,7 @@ static int parse_request_line(const char *line, size_t len, lb_http_head *out)
     if (!sp1 || sp1 == line)
         return 400;
     for (const char *c = line; c < sp1; c++)
-        if (!lb_http_is_tchar((unsigned char)*c))
+        if (!is_tchar((unsigned char)*c))
             return 400;
     const char *rest = sp1 + 1;
     size_t rest_len = len - (size_t)(rest - line);
@@ -106,18 +106,16 @@ static int note_header(lb_http_head *out, const lb_http_header *h)
     return 0;
 }
 
-static int parse_header_line(const char *line, size_t len, lb_http_head *out)
+int lb_http_split_field(const char *line, size_t len, lb_http_header *out)
 {
-    if (line[0] == ' ' || line[0] == '\t')
-        return 400; /* obsolete line folding */
+    if (len == 0 || line[0] == ' ' || line[0] == '\t')
+        return -1; /* obsolete line folding */
     const char *colon = memchr(line, ':', len);
     if (!colon || colon == line)
-        return 400;
+        return -1;
     for (const char *c = line; c < colon; c++)
-        if (!lb_http_is_tchar((unsigned char)*c))
-            return 400;
-    if (out->n_headers == LB_HTTP_MAX_HEADERS)
-        return 431;
+        if (!is_tchar((unsigned char)*c))
+            return -1;
     const char *v = colon + 1, *end = line + len;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
@@ -125,13 +123,21 @@ static int parse_header_line(const char *line, size_t len, lb_http_head *out)
         end--;
     for (const char *c = v; c < end; c++)
         if ((unsigned char)*c < 0x20 && *c != '\t')
-            return 400;
-    lb_http_header *h = &out->headers[out->n_headers++];
-    h->name = line;
-    h->name_len = (size_t)(colon - line);
-    h->value = v;
-    h->value_len = (size_t)(end - v);
-    return note_header(out, h);
+            return -1;
+    *out = (lb_http_header){.name = line, .name_len = (size_t)(colon - line), .value = v,
+                            .value_len = (size_t)(end - v)};
+    return 0;
+}
+
+static int parse_header_line(const char *line, size_t len, lb_http_head *out)
+{
+    lb_http_header field;
+    if (lb_http_split_field(line, len, &field))
+        return 400;
+    if (out->n_headers == LB_HTTP_MAX_HEADERS)
+        return 431;
+    out->headers[out->n_headers] = field;
+    return note_header(out, &out->headers[out->n_headers++]);
 }
 
 long lb_http_parse_head(const char *buf, size_t len, size_t max_head, lb_http_head *out, int *status)

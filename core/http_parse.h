@@ -39,8 +39,11 @@ typedef struct lb_http_head {
  * too large, 501 unsupported, 505 version). */
 long lb_http_parse_head(const char *buf, size_t len, size_t max_head, lb_http_head *out, int *status);
 
-/* A character of a token (RFC 9110 section 5.6.2): a method, a field name. */
-bool lb_http_is_tchar(unsigned char c);
+/* One field line, "name: value" (RFC 9112 section 5), as a head's and a
+ * chunked trailer's lines are: a token for name, the value's surrounding
+ * blanks trimmed, no control characters but HTAB, no obsolete folding.
+ * 0 with *out pointing into line, or -1. */
+int lb_http_split_field(const char *line, size_t len, lb_http_header *out);
 
 /* Case-insensitive header lookup; returns the value (not NUL-terminated) or NULL. */
 const char *lb_http_head_get(const lb_http_head *head, const char *name, size_t *value_len);

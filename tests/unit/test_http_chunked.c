@@ -112,6 +112,7 @@ START_TEST(malformed_framing_is_refused_with_a_reason)
         {"0\r\n: no name\r\n\r\n", "malformed trailer"},
         {"0\r\nBad Name: x\r\n\r\n", "malformed trailer"},
         {"0\r\nX: a\rb\r\n\r\n", "malformed trailer"},
+        {"0\r\nX: 1\r\n folded\r\n\r\n", "malformed trailer"}, /* the head's grammar: no obsolete folding */
         {"0\r\nX: 1\n\r\n", "trailer line"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
