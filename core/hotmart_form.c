@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "json_get.h"
 
 #define N_ELEMS(a) (sizeof (a) / sizeof (a)[0])
@@ -85,17 +86,6 @@ static const struct form_field form_fields[] = {
 
 /* ---- decoding the body -------------------------------------------------- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* application/x-www-form-urlencoded: '+' is a space, %XX a byte. A '%' not
  * followed by two hex digits is kept as is (as browsers and PHP do). The
  * result is NUL-terminated; *out_len counts any decoded NUL bytes. */
@@ -108,8 +98,8 @@ static char *url_decode(const char *s, size_t n, size_t *out_len)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             out[j++] = ' ';
-        } else if (s[i] == '%' && n - i > 2 && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out[j++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        } else if (s[i] == '%' && n - i > 2 && lb_hex_digit(s[i + 1]) >= 0 && lb_hex_digit(s[i + 2]) >= 0) {
+            out[j++] = (char)(lb_hex_digit(s[i + 1]) * 16 + lb_hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[j++] = s[i];

@@ -6,6 +6,7 @@
  * extensions and trailer fields are read for their syntax and dropped, as
  * RFC 9112 allows: nothing here needs them. */
 #include "http_chunked.h"
+#include "hex.h"
 #include "http_parse.h" /* lb_http_split_field */
 
 #include <string.h>
@@ -28,17 +29,6 @@ static long find_line(const char *p, size_t avail)
     return (long)(lf - p) - 1;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* No control characters but HTAB: what a chunk extension may hold. */
 static int plain_text(const char *p, size_t n)
 {
@@ -56,8 +46,8 @@ static int parse_size_line(const char *p, size_t n, uint64_t *size)
 {
     size_t i = 0;
     uint64_t v = 0;
-    for (; i < n && hex_value(p[i]) >= 0; i++)
-        v = v > (UINT64_MAX >> 4) ? UINT64_MAX : (v << 4) | (uint64_t)hex_value(p[i]);
+    for (; i < n && lb_hex_digit(p[i]) >= 0; i++)
+        v = v > (UINT64_MAX >> 4) ? UINT64_MAX : (v << 4) | (uint64_t)lb_hex_digit(p[i]);
     if (i == 0)
         return -1;
     while (i < n && (p[i] == ' ' || p[i] == '\t'))

@@ -11,6 +11,7 @@
  * and a number's spelling plus NUL exceeds its length by one, which the
  * byte after it (or the budget's + 1, for a lone top-level number) pays. */
 #include "json_flat.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -148,16 +149,10 @@ static int hex4(const char *s, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
+        int digit = lb_hex_digit(s[i]);
+        if (digit < 0)
             return -1;
+        v = v << 4 | (unsigned)digit;
     }
     *out = v;
     return 0;
