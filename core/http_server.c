@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -29,6 +30,7 @@
 #include <event2/util.h>
 
 #include "http_chunked.h"
+#include "http_date.h"
 #include "log.h"
 
 #define LB_LINGER_SECONDS 2
@@ -49,6 +51,7 @@ struct lb_http_server {
     lb_http_route *routes;
     size_t n_routes;
     lb_metrics *metrics;
+    lb_http_date_cache date; /* the Date of this second's answers */
     lb_http_conn *conns;
     lb_http_request *pool; /* answered requests, linked by next_free */
     size_t pool_n;
@@ -351,12 +354,47 @@ static void request_release(lb_http_request *req)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static int format_head(char *buf, size_t cap, int status, const char *content_type, size_t body_len, bool close,
-                       const char *extra_headers)
+/* Appends n bytes at *at when they fit in cap; *at counts them either way,
+ * so a first pass into a small buffer learns the size a second one needs. */
+static void put_bytes(char *buf, size_t cap, size_t *at, const char *s, size_t n)
 {
-    return snprintf(buf, cap, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
-                    reason_phrase(status), content_type, body_len, close ? "Connection: close\r\n" : "",
-                    extra_headers ? extra_headers : "");
+    if (*at + n <= cap)
+        memcpy(buf + *at, s, n);
+    *at += n;
+}
+
+static void put_str(char *buf, size_t cap, size_t *at, const char *s) { put_bytes(buf, cap, at, s, strlen(s)); }
+
+static void put_decimal(char *buf, size_t cap, size_t *at, size_t v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put_bytes(buf, cap, at, digits + i, sizeof digits - i);
+}
+
+/* The answer's head; returns its length, written only if it fits in cap.
+ * By hand rather than snprintf: it runs once per answer. */
+static size_t format_head(char *buf, size_t cap, lb_http_server *srv, int status, const char *content_type,
+                          size_t body_len, bool close, const char *extra_headers)
+{
+    size_t at = 0;
+    put_str(buf, cap, &at, "HTTP/1.1 ");
+    put_decimal(buf, cap, &at, (size_t)status);
+    put_str(buf, cap, &at, " ");
+    put_str(buf, cap, &at, reason_phrase(status));
+    put_str(buf, cap, &at, "\r\nContent-Type: ");
+    put_str(buf, cap, &at, content_type);
+    put_str(buf, cap, &at, "\r\nContent-Length: ");
+    put_decimal(buf, cap, &at, body_len);
+    put_str(buf, cap, &at, "\r\nDate: ");
+    put_bytes(buf, cap, &at, lb_http_date_at(&srv->date, time(NULL)), LB_HTTP_DATE_LEN);
+    put_str(buf, cap, &at, close ? "\r\nConnection: close\r\n" : "\r\n");
+    put_str(buf, cap, &at, extra_headers ? extra_headers : "");
+    put_str(buf, cap, &at, "\r\n");
+    return at;
 }
 
 /* The head says the body's length; with_body false leaves the body out (HEAD). */
@@ -365,21 +403,20 @@ static void conn_write_reply(lb_http_conn *c, int status, const char *content_ty
 {
     char small[512];
     char *head = small;
-    int n = format_head(small, sizeof small, status, content_type, body_len, close, extra_headers);
-    if (n >= 0 && (size_t)n >= sizeof small) {
-        head = malloc((size_t)n + 1);
-        if (head)
-            format_head(head, (size_t)n + 1, status, content_type, body_len, close, extra_headers);
-    }
-    if (n < 0 || !head) {
-        conn_fail_later(c);
-        return;
+    size_t n = format_head(small, sizeof small, c->srv, status, content_type, body_len, close, extra_headers);
+    if (n > sizeof small) {
+        head = malloc(n);
+        if (!head) {
+            conn_fail_later(c);
+            return;
+        }
+        format_head(head, n, c->srv, status, content_type, body_len, close, extra_headers);
     }
     if (close) {
         c->close_after_write = true;
         event_del(c->readable);
     }
-    conn_send(c, head, (size_t)n, body, with_body ? body_len : 0);
+    conn_send(c, head, n, body, with_body ? body_len : 0);
     if (head != small)
         free(head);
 }
@@ -389,8 +426,7 @@ void lb_http_reply(lb_http_request *req, int status, const char *content_type, c
 {
     lb_http_conn *c = req->conn;
     if (c) {
-        char code[8];
-        snprintf(code, sizeof code, "%d", status);
+        char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10), (char)('0' + status % 10)};
         lb_counter_inc(&c->srv->metrics->requests, req->route, code);
         bool close = !req->keep_alive || c->srv->draining || c->close_after_write;
         c->pending = NULL;

@@ -527,6 +527,30 @@ def test_head_answers_like_get_without_the_body():
     assert r.headers["allow"] == "GET, HEAD"
 
 
+IMF_FIXDATE = re.compile(rb"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+                         rb" \d{4} \d\d:\d\d:\d\d GMT")
+
+
+def test_every_answer_carries_the_date():
+    """RFC 9110 §6.6.1: an origin server with a clock sends Date in its 2xx,
+    3xx and 4xx answers, as IMF-fixdate."""
+    import email.utils
+    body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+    with socket.create_connection(("127.0.0.1", D.port), timeout=5) as s:
+        f = s.makefile("rb")
+        s.sendall(hotmart_request(body) + b"GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+                  + b"POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                  + b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n")
+        answers = [read_response(f) for _ in range(5)]
+    statuses = [status.split(b" ")[1] for status, _, _ in answers]
+    assert statuses == [b"200", b"200", b"404", b"401", b"400"], statuses
+    for status, head, _ in answers:
+        dates = re.findall(rb"\r\nDate: ([^\r]*)\r\n", head)
+        assert len(dates) == 1 and IMF_FIXDATE.fullmatch(dates[0]), head
+        sent = email.utils.parsedate_to_datetime(dates[0].decode()).timestamp()
+        assert abs(sent - time.time()) < 30, (dates[0], time.time())
+
+
 def test_client_that_half_closes_after_its_request_gets_the_answer():
     i = str(uuid.uuid4())
     with socket.create_connection(("127.0.0.1", D.port), timeout=10) as s:
@@ -577,3 +601,4 @@ def test_clean_shutdown_after_everything():
 
 
 run(globals(), teardown=D.cleanup)
+

@@ -13,8 +13,9 @@
  *   - the server never hands out a second request on a connection while
  *     one waits for its answer;
  *   - what the client reads is a sequence of whole HTTP/1.1 responses, each
- *     with a Content-Length and a JSON object for body (none for HEAD), and
- *     with a status the server documents, or interim "100 Continue" lines;
+ *     with a Content-Length, a Date and a JSON object for body (none for
+ *     HEAD), and with a status the server documents, or interim "100
+ *     Continue" lines;
  *     after a refusal that closes (400, 413, 417, 431, 501, 505) nothing
  *     more;
  *   - every request handed out is answered with its own 200, in order; the
@@ -214,6 +215,9 @@ static size_t srv_check_replies(const srv_world *w, const srv_reply *r)
                  "an undocumented status");
         const char *cl = memmem(p, (size_t)(end - p), "\r\nContent-Length: ", 18);
         srv_must(cl != NULL, "a response without Content-Length");
+        const char *date = memmem(p, (size_t)(end - p), "\r\nDate: ", 8);
+        srv_must(date != NULL && end - date >= 8 + 29 && memcmp(date + 8 + 25, " GMT", 4) == 0,
+                 "a response without a Date of IMF-fixdate's length");
         size_t body_len = strtoul(cl + 18, NULL, 10);
         const char *body = end + 4;
         size_t after_head = left - (size_t)(body - p);
