@@ -778,11 +778,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         event_del(c->readable);
         return;
     }
-    if (room == 0 || buffer_reserve(&c->in, room)) {
-        conn_free(c); /* out of memory (or bytes no request can use) */
+    if (buffer_reserve(&c->in, room)) {
+        conn_free(c); /* out of memory */
         return;
     }
-    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    /* room, not the buffer's capacity: the capacity grows by doubling, and
+     * the bound is what one pending request may have buffered behind it */
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0) {
