@@ -40,12 +40,13 @@ START_TEST(years_past_four_digits_are_clamped)
 }
 END_TEST
 
-/* Every hour of 1969–2105 and a spread of odd seconds, against strftime
- * in the C locale, whose names are the English ones HTTP uses. */
+/* A time every 12 hours and 7 seconds from 1969 to 2104 (so every day of
+ * the week and month, at drifting times of day), against strftime in the
+ * C locale, whose names are the English ones HTTP uses. */
 START_TEST(agrees_with_strftime_in_the_c_locale)
 {
     setlocale(LC_TIME, "C");
-    for (long long t = -86400LL * 365; t < 4260000000LL; t += 3600 + 7) {
+    for (long long t = -86400LL * 365; t < 4260000000LL; t += 43200 + 7) {
         time_t tt = (time_t)t;
         struct tm tm;
         char want[64], got[LB_HTTP_DATE_LEN + 1];
