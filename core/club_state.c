@@ -7,12 +7,12 @@
 
 #define DAY_MS ((int64_t)24 * 60 * 60 * 1000)
 
-typedef struct entry {
+typedef struct lb_club_entry {
     char *account, *product_id, *lead_email;
     int64_t last_access_ms;
     double max_progress;
     int fired_days; /* the inactivity threshold already made for this login: 0, 15 or 30 */
-    struct entry *next;
+    struct lb_club_entry *next;
 } entry;
 
 struct lb_club_state {
@@ -130,6 +130,21 @@ int lb_club_state_restore(lb_club_state *s, const lb_club_activity *row)
     return 0;
 }
 
+static lb_club_change change_begin(const entry *e)
+{
+    return (lb_club_change){.last_access_ms = {e->last_access_ms}, .max_progress = {e->max_progress},
+                            .fired_days = {e->fired_days}};
+}
+
+static lb_club_change change_end(lb_club_change c, entry *e)
+{
+    c.entry = e;
+    c.last_access_ms[1] = e->last_access_ms;
+    c.max_progress[1] = e->max_progress;
+    c.fired_days[1] = e->fired_days;
+    return c;
+}
+
 static const char *path_string(json_object *doc, const char *a, const char *b)
 {
     json_object *o, *v;
@@ -166,9 +181,11 @@ static bool access_time(json_object *doc, const char *type, int64_t *at)
     return false;
 }
 
-int lb_club_state_observe(lb_club_state *s, json_object *event, lb_club_activity *changed)
+int lb_club_state_observe(lb_club_state *s, json_object *event, lb_club_activity *changed,
+                          lb_club_change *change)
 {
     json_object *t, *a;
+    change->entry = NULL;
     if (!json_object_object_get_ex(event, "type", &t) || strncmp(json_object_get_string(t), "club.", 5) != 0 ||
         !json_object_object_get_ex(event, "account", &a))
         return 0;
@@ -180,6 +197,7 @@ int lb_club_state_observe(lb_club_state *s, json_object *event, lb_club_activity
     entry *e = lookup(s, json_object_get_string(a), product, email, true);
     if (!e)
         return 0;
+    lb_club_change before = change_begin(e);
     bool dirty = false;
     double progress;
     if (strcmp(type, "club.progress") == 0 && path_number(event, "club", "progress", &progress)) {
@@ -197,8 +215,10 @@ int lb_club_state_observe(lb_club_state *s, json_object *event, lb_club_activity
         e->fired_days = 0; /* a new login starts a new inactivity period */
         dirty = true;
     }
-    if (dirty)
+    if (dirty) {
         view(e, changed);
+        *change = change_end(before, e);
+    }
     return dirty;
 }
 
@@ -212,11 +232,25 @@ void lb_club_state_scan(lb_club_state *s, int64_t now_ms, lb_club_inactive_fn ma
             int threshold = days >= 30 ? 30 : days >= 15 ? 15 : 0;
             if (threshold == 0 || threshold <= e->fired_days)
                 continue;
+            lb_club_change change = change_begin(e);
             e->fired_days = threshold;
+            change = change_end(change, e);
             lb_club_activity a;
             view(e, &a);
-            make(ud, &a, (int)days);
+            make(ud, &a, (int)days, &change);
         }
+}
+
+bool lb_club_change_undo(const lb_club_change *c)
+{
+    entry *e = c->entry;
+    if (!e || e->last_access_ms != c->last_access_ms[1] || e->max_progress != c->max_progress[1] ||
+        e->fired_days != c->fired_days[1])
+        return false; /* changed since: by a later event, stored or still to be taken back */
+    e->last_access_ms = c->last_access_ms[0];
+    e->max_progress = c->max_progress[0];
+    e->fired_days = c->fired_days[0];
+    return true;
 }
 
 json_object *lb_club_inactive_event(const lb_club_activity *a, int days, int64_t now_ms)

@@ -36,7 +36,15 @@ typedef struct parked {
     lb_store_put_result result;
     lb_job_list jobs;                    /* what the segmentations decided; stored with the event */
     lb_club_activity club;               /* Club activity the event changed (owned copies); account NULL if none */
+    lb_club_change club_change;          /* what the event did to the Club state, taken back if not stored */
 } parked;
+
+/* Changes to the Club state that a failed transaction's events made and
+ * that could not be taken back yet, because a later event built on them. */
+typedef struct club_waiting {
+    lb_club_change *v;
+    size_t n, cap;
+} club_waiting;
 
 /* The requests of one loop turn, on their way through the writer thread. */
 typedef struct batch {
@@ -65,6 +73,7 @@ struct lb_ingest {
     lb_seg_engine *engine;   /* may be NULL: events are stored, nothing is queued */
     lb_dispatcher *dispatcher;
     lb_club_state *club;     /* logins and progress, for the time-based triggers */
+    club_waiting waiting;    /* changes of failed events that later ones built on */
     struct event *scan_ev;   /* the periodic inactivity scan */
     /* 401s are logged loudly but at most once a second, so a flood of bad
      * tokens cannot flood the log */
@@ -205,6 +214,49 @@ static void batch_free(batch *b)
     free(b);
 }
 
+/* Takes back whatever waits and can be, until nothing more can. */
+static void club_retry_waiting(club_waiting *w)
+{
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = w->n; i-- > 0;)
+            if (lb_club_change_undo(&w->v[i])) {
+                w->v[i] = w->v[--w->n];
+                again = true;
+            }
+    }
+}
+
+/* The batch was not stored: take back what its events did to the Club
+ * state, latest first, so that their retries find it as it was. A change a
+ * later event built on waits for that one to be taken back too (the batches
+ * of one transaction come here one at a time). Once a transaction commits,
+ * what it built on stays: the waiting changes are dropped (club_settled). */
+static void club_take_back(lb_ingest *ing, batch *b)
+{
+    club_waiting *w = &ing->waiting;
+    for (size_t i = b->n; i-- > 0;) {
+        const lb_club_change *c = &b->items[i].club_change;
+        if (!c->entry)
+            continue;
+        if (lb_club_change_undo(c)) {
+            club_retry_waiting(w);
+            continue;
+        }
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 16;
+            lb_club_change *grown = realloc(w->v, cap * sizeof *grown);
+            if (!grown)
+                continue; /* kept as made: what happened before take-backs existed */
+            w->v = grown;
+            w->cap = cap;
+        }
+        w->v[w->n++] = *c;
+    }
+}
+
+static void club_settled(lb_ingest *ing) { ing->waiting.n = 0; }
+
 /* Loop thread: the transaction is over; now, and only now, answer. */
 static void batch_done(void *arg, int rc, const lb_error *err, double commit_seconds)
 {
@@ -224,11 +276,15 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
         snprintf(n, sizeof n, "%zu", b->n);
         lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);
     }
+    if (rc == 0)
+        club_settled(ing);
+    else
+        club_take_back(ing, b);
     for (size_t i = 0; i < b->n; i++) {
         if (rc == 0) {
             reply_stored(ing, &b->items[i]);
             dispatch_jobs(ing, &b->items[i]);
-        } else
+        } else if (b->items[i].req) /* the Club scan's events have no request */
             lb_http_reply_error(b->items[i].req, 503, "store_unavailable",
                                 "the event store cannot write now; retry", NULL, "Retry-After: 1\r\n");
     }
@@ -282,7 +338,10 @@ static parked *batch_slot(lb_ingest *ing)
     return &b->items[b->n];
 }
 
-static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_account *acct, const char *ctype)
+/* made: for an event the Club scan made, what the scan marked (NULL for a
+ * request's event) */
+static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_account *acct, const char *ctype,
+                const lb_club_change *made)
 {
     parked *p = batch_slot(ing);
     if (!p)
@@ -300,7 +359,8 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
     if ((club && !lb_event_json_for_change(ev)) || (segs && !lb_event_json(ev)))
         return -1;
     lb_club_activity changed;
-    if (club && lb_club_state_observe(ing->club, ev->doc, &changed)) {
+    lb_club_change change = {0};
+    if (club && lb_club_state_observe(ing->club, ev->doc, &changed, &change)) {
         p->club = changed;
         p->club.account = strdup(changed.account);
         p->club.product_id = strdup(changed.product_id);
@@ -309,6 +369,7 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
             free((char *)p->club.account);
             free((char *)p->club.product_id);
             free((char *)p->club.lead_email);
+            lb_club_change_undo(&change);
             return -1;
         }
     }
@@ -319,9 +380,11 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
             free((char *)p->club.account);
             free((char *)p->club.product_id);
             free((char *)p->club.lead_email);
+            lb_club_change_undo(&change);
             return -1;
         }
     }
+    p->club_change = made ? *made : change;
     p->req = req;
     p->event = *ev;
     snprintf(p->account, sizeof p->account, "%s", acct->id);
@@ -425,7 +488,7 @@ static json_object *parse_json_object(lb_ingest *ing, lb_http_request *req)
 static void park_or_refuse(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_account *acct,
                            const char *ctype)
 {
-    if (park(ing, req, ev, acct, ctype)) {
+    if (park(ing, req, ev, acct, ctype, NULL)) {
         lb_event_clear(ev);
         lb_http_reply_error(req, 503, "out_of_memory", "server is out of memory", NULL, "Retry-After: 1\r\n");
     }
@@ -601,7 +664,7 @@ static const lb_account *account_by_id(const lb_config *cfg, const char *id)
     return NULL;
 }
 
-static void make_inactive_event(void *ud, const lb_club_activity *a, int days)
+static void make_inactive_event(void *ud, const lb_club_activity *a, int days, const lb_club_change *change)
 {
     lb_ingest *ing = ud;
     const lb_account *acct = account_by_id(ing->cfg, a->account);
@@ -609,12 +672,14 @@ static void make_inactive_event(void *ud, const lb_club_activity *a, int days)
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object *doc = acct ? lb_club_inactive_event(a, days, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)
                             : NULL;
-    if (!doc)
-        return; /* the account is gone from the configuration */
     lb_event ev = {0};
-    lb_event_bind(&ev, doc, "scheduler", "club.inactive");
-    if (park(ing, NULL, &ev, acct, "application/json"))
+    if (doc) {
+        lb_event_bind(&ev, doc, "scheduler", "club.inactive");
+        if (park(ing, NULL, &ev, acct, "application/json", change) == 0)
+            return;
         lb_event_clear(&ev);
+    }
+    lb_club_change_undo(change); /* not made now (the account is gone, or no memory): the next scan may */
 }
 
 static void on_scan(evutil_socket_t fd, short what, void *arg)
@@ -659,6 +724,7 @@ void lb_ingest_free(lb_ingest *ing)
     json_tokener_free(ing->tok);
     lb_jflat_free(ing->flat);
     lb_club_state_free(ing->club);
+    free(ing->waiting.v);
     while (ing->n_spare_docs)
         lb_edoc_free(ing->spare_docs[--ing->n_spare_docs]);
     free(ing);

@@ -1,6 +1,9 @@
 """Time-based triggers: progress thresholds once per lead and threshold, and
 15/30 days without login once per lead and period, from the Club data the
 server recorded (events posted to /v1/events)."""
+import contextlib
+import json
+import sqlite3
 import time
 import uuid
 
@@ -94,6 +97,52 @@ def test_a_new_login_starts_a_new_period():
     assert len(wait_for(lambda: jobs(email, "away15"))) == 1
     post("club.last_access", email, last_access_at=now_ms() - 17 * DAY_MS)  # logged in again, then left again
     assert len(wait_for(lambda: len(jobs(email, "away15")) == 2 and jobs(email, "away15"))) == 2
+
+
+@contextlib.contextmanager
+def store_locked():
+    """Another writer holds the store: the daemon's commits fail meanwhile."""
+    locker = sqlite3.connect(D.db, timeout=5, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+
+def test_a_progress_answered_503_counts_when_its_retry_is_stored():
+    email = "retry@example.com"
+    post("club.progress", email, progress=40)
+    doc = {"id": str(uuid.uuid4()), "type": "club.progress", "occurred_at": now_ms(), "product": {"id": "77"},
+           "lead": {"email": email}, "club": {"progress": 60}}
+    with store_locked():
+        r = D.post_event(doc)
+        assert r.status == 503, r
+    r = D.post_event(doc)  # the sender's retry
+    assert r.status == 200 and r.json()["duplicate"] is False, r
+    # the retry crosses 50 % as the first delivery would have: the threshold fires,
+    # the event says where the student came from, and the new progress is stored
+    assert len(wait_for(lambda: jobs(email, "half"))) == 1
+    (normalized,) = D.query("SELECT normalized FROM events WHERE source_event_id = ?", doc["id"])[0]
+    assert json.loads(normalized)["club"]["previous_progress"] == 40, normalized
+    rows = D.query("SELECT max_progress FROM club_activity WHERE lead_email = ?", email)
+    assert rows == [(60,)], rows
+
+
+def test_an_inactivity_event_whose_commit_fails_is_made_again():
+    email = "later15@example.com"
+    # 15 days without login in 1.5 s: the store is held by then, so the
+    # scan's event fails to commit, with no request to answer
+    post("club.last_access", email, last_access_at=now_ms() - 15 * DAY_MS + 1500)
+    with store_locked():
+        time.sleep(3.5)
+        assert jobs(email) == []
+    assert D.get("/healthz").status == 200  # still up
+    assert len(wait_for(lambda: jobs(email, "away15"))) == 1
+    time.sleep(1.5)
+    assert len(jobs(email)) == 1
+    assert "store write failed; batch answered 503" in D.stderr()
 
 
 def test_metrics_count_provider_calls():
