@@ -1,28 +1,60 @@
 /* store_sqlite_vfs.c: a VFS shim that turns SQLite's many small sequential
- * writes into one.
+ * writes to the WAL into one.
  *
  * A WAL commit writes every frame as two pwrite() calls (a 24-byte header,
  * then the page), so one group commit of a few dozen events made well over a
- * hundred system calls before its fsync, and a checkpoint writes the database
- * a page at a time. Here writes that continue the previous one are collected
- * in a buffer and reach the file in one pwrite() when anything else happens to
- * the file: a sync, a read, a lock change, a size query, a write elsewhere.
+ * hundred system calls before its fsync. Here writes to the WAL that continue
+ * the previous one are collected in a buffer and reach the file in one
+ * pwrite() when anything else happens to the file: a sync, a read, a size
+ * query, a file control, a write elsewhere.
  *
- * Why this is safe: SQLite treats a write as durable only after the sync that
- * follows it, and the sync flushes first. Other connections see WAL frames
- * only once the wal-index says they are committed, which with synchronous=FULL
- * happens after that sync; a checkpoint publishes what it copied only after
- * syncing the database. So the shim is used only with synchronous=FULL (see
- * store_sqlite.c): under NORMAL, committed frames are not synced and must
- * reach the OS at once. Reads through the same handle flush first, so SQLite
- * always reads what it wrote.
+ * Why this is safe: SQLite treats a frame as durable only after the sync that
+ * follows it, and the sync flushes first. Other connections see frames only
+ * once the wal-index says they are committed, which with synchronous=FULL
+ * happens after that sync, on the handle that wrote them. So the shim is used
+ * only with synchronous=FULL (see store_sqlite.c): under NORMAL, committed
+ * frames are not synced and must reach the OS at once. Reads through the same
+ * handle flush first, so SQLite always reads what it wrote.
+ *
+ * The database file is written through. A checkpoint syncs it before
+ * publishing the pages it copied (nBackfill) only when it copied the whole
+ * WAL; one that stops short of the end (a reader's snapshot or a commit
+ * during the copy: the checkpoint thread's usual case) publishes them with no
+ * sync, and after its last page write asks the VFS nothing whose answer it
+ * reads (SQLITE_FCNTL_CKPT_DONE's is ignored). A collected run that failed
+ * there would be published as copied: new readers would take those pages from
+ * the database, and no later checkpoint would copy them again. Any page can be
+ * the last, so each must reach the file within its own write call.
+ *
+ * When a write fails: the run is dropped, not kept for a later flush, where
+ * it could land over frames written since at the same offsets (after a failed
+ * commit SQLite writes the next one from the same frame on); and the error is
+ * kept for the handle's next sync, which returns it even when the call that
+ * flushed was one whose result SQLite ignores (a file control, an unlock,
+ * close). A failed write cannot pass for a durable one: with synchronous=FULL
+ * the frames of a commit are published only after their handle's sync
+ * succeeded, and a run collected after that sync belongs to a transaction not
+ * yet committed, which that error fails (if SQLite read back lost frames in
+ * between, what it built on them goes with it). A failure SQLite already had
+ * from the call that flushed comes back once more from the next sync: at
+ * worst one later commit or checkpoint fails for nothing, and the one after
+ * it works.
+ *
+ * Calls that release something (xUnlock, xShmLock unlocking, xShmUnmap,
+ * xClose) flush and then always reach the real file, whatever the flush did:
+ * SQLite ignores what they return, so a release refused after a failed flush
+ * is a lock held for good (a checkpoint's WAL_READ_LOCK(0) and CKPT lock
+ * would leave every later checkpoint busy and the WAL growing without end).
+ * Only the database handle takes locks, and it collects nothing; the rule
+ * keeps that harmless should it change.
  *
  * It also skips a WAL sync that has nothing to do: a checkpoint syncs the WAL
  * before it copies frames, but under synchronous=FULL every commit synced its
  * frames already, through the handle that wrote them. A handle that wrote
  * nothing since its last sync (the checkpoint thread's never writes the WAL)
  * has nothing of its own to make durable, and the skipped fsync was a device
- * flush that the writer's commits waited behind (docs/benchmarks.md). */
+ * flush that the writer's commits waited behind (docs/benchmarks.md). A
+ * handle with a failure to report never skips. */
 #include "store_sqlite_int.h"
 
 #include <pthread.h>
@@ -39,9 +71,9 @@
 typedef struct coalesce_file {
     sqlite3_file base;     /* our methods */
     sqlite3_file *real;    /* the underlying file, allocated right after us */
-    bool buffered;         /* the main database or its WAL */
-    bool wal;              /* the WAL: syncs with nothing written since the last are skipped */
+    bool wal;              /* the WAL: the one file whose writes are collected, and whose idle syncs are skipped */
     bool unsynced;         /* written or truncated through this handle since its last sync */
+    int lost_rc;           /* the error of a run dropped since the last sync, which that sync returns */
     char *buf;
     size_t len, cap;
     sqlite3_int64 offset;  /* file offset of buf[0] */
@@ -50,40 +82,38 @@ typedef struct coalesce_file {
 static sqlite3_vfs coalesce_vfs;
 static sqlite3_io_methods coalesce_methods_v1, coalesce_methods_v2, coalesce_methods_v3;
 
-/* Writes the run out. On failure what was not written stays buffered, so
- * the error comes back from every later flush too, above all from the sync
- * SQLite relies on: a failed write can never pass for a durable one (SQLite
- * ignores the result of some file controls that flush). */
+/* Writes the run out. A run that fails is dropped whole (see the header):
+ * its error goes back to the caller and waits for the next sync. */
 static int flush(coalesce_file *f)
 {
-    if (f->len == 0)
-        return SQLITE_OK;
-    size_t done = 0;
     int rc = SQLITE_OK;
-    while (done < f->len && rc == SQLITE_OK) {
+    for (size_t done = 0; done < f->len && rc == SQLITE_OK;) {
         size_t n = f->len - done < LB_VFS_WRITE_MAX ? f->len - done : LB_VFS_WRITE_MAX;
         rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->offset + (sqlite3_int64)done);
-        if (rc == SQLITE_OK)
-            done += n;
+        done += n;
     }
-    memmove(f->buf, f->buf + done, f->len - done);
-    f->offset += (sqlite3_int64)done;
-    f->len -= done;
+    f->len = 0;
+    if (rc != SQLITE_OK && f->lost_rc == SQLITE_OK)
+        f->lost_rc = rc;
     return rc;
 }
 
 #define REAL(f) (((coalesce_file *)(f))->real)
+/* Before a call whose result SQLite reads: a failed flush is its answer. */
 #define FLUSHED(f)                                       \
     do {                                                 \
         int flush_rc = flush((coalesce_file *)(f));      \
         if (flush_rc != SQLITE_OK)                       \
             return flush_rc;                             \
     } while (0)
+/* Before a release, or a call that answers nothing: it must happen whatever
+ * the flush did, and a failure waits for the next sync. */
+#define FLUSHED_ANYWAY(f) ((void)flush((coalesce_file *)(f)))
 
 static int cf_close(sqlite3_file *file)
 {
     coalesce_file *f = (coalesce_file *)file;
-    int rc = flush(f);
+    int rc = flush(f); /* SQLite syncs what it needs before closing: a failure here fails nothing committed */
     int close_rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
     free(f->buf);
     f->buf = NULL;
@@ -101,7 +131,7 @@ static int cf_write(sqlite3_file *file, const void *data, int amount, sqlite3_in
 {
     coalesce_file *f = (coalesce_file *)file;
     f->unsynced = true;
-    if (!f->buffered)
+    if (!f->wal)
         return f->real->pMethods->xWrite(f->real, data, amount, offset);
     bool continues = f->len > 0 && offset == f->offset + (sqlite3_int64)f->len;
     if (!continues || f->len + (size_t)amount > LB_VFS_BUFFER_MAX)
@@ -132,13 +162,20 @@ static int cf_truncate(sqlite3_file *file, sqlite3_int64 size)
     return REAL(file)->pMethods->xTruncate(REAL(file), size);
 }
 
+/* A dropped run's error comes first, even on a WAL handle with nothing
+ * unsynced: this is the call SQLite counts on for durability. */
 static int cf_sync(sqlite3_file *file, int flags)
 {
     coalesce_file *f = (coalesce_file *)file;
+    (void)flush(f);
+    int rc = f->lost_rc;
+    if (rc != SQLITE_OK) {
+        f->lost_rc = SQLITE_OK; /* reported: the handle goes on */
+        return rc;
+    }
     if (f->wal && !f->unsynced)
         return SQLITE_OK;
-    FLUSHED(file);
-    int rc = REAL(file)->pMethods->xSync(REAL(file), flags);
+    rc = REAL(file)->pMethods->xSync(REAL(file), flags);
     if (rc == SQLITE_OK)
         f->unsynced = false;
     return rc;
@@ -158,7 +195,7 @@ static int cf_lock(sqlite3_file *file, int level)
 
 static int cf_unlock(sqlite3_file *file, int level)
 {
-    FLUSHED(file);
+    FLUSHED_ANYWAY(file);
     return REAL(file)->pMethods->xUnlock(REAL(file), level);
 }
 
@@ -190,19 +227,22 @@ static int cf_shm_map(sqlite3_file *file, int page, int size, int extend, void v
 
 static int cf_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
-    FLUSHED(file);
+    if (flags & SQLITE_SHM_UNLOCK)
+        FLUSHED_ANYWAY(file);
+    else
+        FLUSHED(file);
     return REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
 }
 
 static void cf_shm_barrier(sqlite3_file *file)
 {
-    flush((coalesce_file *)file);
+    FLUSHED_ANYWAY(file);
     REAL(file)->pMethods->xShmBarrier(REAL(file));
 }
 
 static int cf_shm_unmap(sqlite3_file *file, int delete_flag)
 {
-    FLUSHED(file);
+    FLUSHED_ANYWAY(file);
     return REAL(file)->pMethods->xShmUnmap(REAL(file), delete_flag);
 }
 
@@ -223,7 +263,6 @@ static int cf_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
     coalesce_file *f = (coalesce_file *)file;
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)(f + 1);
-    f->buffered = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
     f->wal = (flags & SQLITE_OPEN_WAL) != 0;
     /* a WAL may hold frames of an earlier process that no one synced (one
      * that ran with synchronous=NORMAL): the first sync is always real */

@@ -325,8 +325,8 @@ END_TEST
 /* The disk fills up mid-commit (RLIMIT_FSIZE stands in for it): the commit
  * reports the failure instead of passing for durable, nothing of it is
  * stored, what was committed before stays, and writing works again once
- * there is room. The shim keeps a failed write buffered; this is the case
- * where that matters. */
+ * there is room. The shim drops a run that failed and reports it from the
+ * next sync; this is the case where that matters. */
 START_TEST(a_write_that_fails_fails_the_commit_and_loses_nothing_committed)
 {
     make_dir();
