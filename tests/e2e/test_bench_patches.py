@@ -30,8 +30,9 @@ def apply_and_compile(*names):
     paths = [os.path.join(PATCHES, n) for n in names]
     scratch = tempfile.mkdtemp(prefix="lb-patches-")
     try:
+        for p in paths:
+            assert touched(p), "%s patches no file" % os.path.basename(p)
         files = sorted({f for p in paths for f in touched(p)})
-        assert files, names
         # the whole of core/ and include/: a patched header must be the one
         # every file includes, also through an unpatched header
         for d in ("core", "include"):
