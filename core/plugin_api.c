@@ -340,7 +340,10 @@ int lb_retry_after_parse(const char *value, time_t now, uint32_t *ms)
     value += strspn(value, " \t");
     size_t digits = strspn(value, "0123456789");
     if (digits > 0 && value[digits + strspn(value + digits, " \t")] == '\0') {
-        *ms = digits > 12 ? UINT32_MAX : seconds_to_ms(strtoull(value, NULL, 10));
+        /* Leading zeros (RFC 9110 allows them) carry no value: counted, they
+         * would saturate "0000000000001" to 49 days. All zeros leave none: 0. */
+        size_t zeros = strspn(value, "0");
+        *ms = digits - zeros > 12 ? UINT32_MAX : seconds_to_ms(strtoull(value + zeros, NULL, 10));
         return 0;
     }
     time_t when;

@@ -319,6 +319,16 @@ START_TEST(retry_after_forms)
     ck_assert_uint_eq(ms, 5000);
     ck_assert_int_eq(lb_retry_after_parse("99999999999999", now, &ms), 0);
     ck_assert_uint_eq(ms, UINT32_MAX); /* saturates, never wraps */
+    /* leading zeros (RFC 9110 allows them) do not count towards the length */
+    ck_assert_int_eq(lb_retry_after_parse("0000000000001", now, &ms), 0);
+    ck_assert_uint_eq(ms, 1000);
+    ck_assert_int_eq(lb_retry_after_parse(" 00000000000000000000120 ", now, &ms), 0);
+    ck_assert_uint_eq(ms, 120000);
+    ms = 1;
+    ck_assert_int_eq(lb_retry_after_parse("0000000000000000", now, &ms), 0);
+    ck_assert_uint_eq(ms, 0);
+    ck_assert_int_eq(lb_retry_after_parse("000099999999999999", now, &ms), 0);
+    ck_assert_uint_eq(ms, UINT32_MAX);
     ck_assert_int_eq(lb_retry_after_parse("Sun, 06 Nov 1994 08:50:37 GMT", now, &ms), 0);
     ck_assert_uint_eq(ms, 60000);
     ck_assert_int_eq(lb_retry_after_parse("Sunday, 06-Nov-94 08:49:47 GMT", now, &ms), 0);
