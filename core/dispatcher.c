@@ -149,7 +149,7 @@ struct integ {
     bool attached_once;
     lb_limiter lim;
     lane *ready, *ready_tail;
-    int64_t wake_ms; /* when the limiter may admit again; 0 = not waiting */
+    int64_t wake_ms; /* monotonic: when the limiter may admit again; 0 = not waiting */
     int auth_failures;
     bool broken;
     char reason[256];
@@ -208,15 +208,23 @@ struct lb_dispatcher {
     lb_dispatcher_stats counts;
 };
 
-static int64_t now_ms(void)
+/* next_attempt_at is stored and must mean the same after a restart: the
+ * wall clock. Compared only with other wall-clock times. */
+static int64_t wall_ms(const lb_dispatcher *d)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* next_attempt_at is stored: wall clock */
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)d->opts.clock(CLOCK_REALTIME, d->opts.clock_state);
 }
 
-/* The same clock to the microsecond, for the token bucket. */
-static double now_ms_fine(void) { return lb_clock_ms_fine(CLOCK_REALTIME); }
+/* The limiter's clock (bucket, pause, wake-ups), to the microsecond: a
+ * wall-clock step back would stall the bucket for as long, a step forward
+ * would end a provider's pause early. Never compared with a wall time. */
+static double mono_ms(const lb_dispatcher *d) { return d->opts.clock(CLOCK_MONOTONIC, d->opts.clock_state); }
+
+static double default_clock(clockid_t which, void *state)
+{
+    (void)state;
+    return lb_clock_ms_fine(which);
+}
 
 static struct timeval ms_to_tv(int64_t ms)
 {
@@ -648,6 +656,14 @@ typedef struct verdict {
     char reason[320];
 } verdict;
 
+/* What is left of the integration's pause: measured on the pause's own
+ * (monotonic) clock, so that it can be added to a wall-clock time. */
+static int64_t pause_left_ms(const lb_dispatcher *d, const integ *g)
+{
+    double left = (double)g->lim.paused_until_ms - mono_ms(d);
+    return left > 0 ? (int64_t)ceil(left) : 0;
+}
+
 static void decide_retry(const lb_dispatcher *d, const integ *g, const lb_outbox_job *job, const lb_call_report *rep,
                          int64_t now, verdict *v)
 {
@@ -655,9 +671,9 @@ static void decide_retry(const lb_dispatcher *d, const integ *g, const lb_outbox
     bool limited = r->rate_limited != 0;
     v->attempts = job->attempts + (limited ? 0 : 1); /* a rate-limit answer is not the job's fault */
     v->outcome = rep->timed_out ? "timeout" : limited ? "rate_limited" : "retry";
-    int64_t floor = r->retry_after_ms;
-    if (g->lim.paused_until_ms - now > floor)
-        floor = g->lim.paused_until_ms - now; /* the provider's signal for the whole integration */
+    int64_t floor = r->retry_after_ms, paused = pause_left_ms(d, g);
+    if (paused > floor)
+        floor = paused; /* the provider's signal for the whole integration */
     v->next_at = now + lb_backoff_delay_ms(&d->backoff, limited ? 0 : (uint32_t)v->attempts, floor);
     if (!lb_retry_exhausted(&d->caps, v->attempts, job->created_at_ms, v->next_at)) {
         v->state = LB_JOB_READY;
@@ -775,7 +791,7 @@ static void queue_pending(lb_dispatcher *d, pending *p)
         if (grown == NULL) {
             lb_log(LB_LOG_ERROR, "out of memory: outcome lost, the job will run again", NULL);
             p->lane->state = LANE_IDLE;
-            schedule_lane(d, p->lane, now_ms());
+            schedule_lane(d, p->lane, wall_ms(d));
             free_pending(p);
             return;
         }
@@ -897,7 +913,7 @@ static void on_batch_done(void *ctx, int rc, const lb_error *err)
         return;
     }
     unlink_batch(d, b);
-    int64_t now = now_ms();
+    int64_t now = wall_ms(d);
     for (size_t i = 0; i < b->n; i++)
         apply(d, b->items[i], now);
     free_batch(b);
@@ -1049,13 +1065,13 @@ static void on_job_report(const lb_call_report *rep, void *ud)
     lane *l = ud;
     integ *g = l->integ;
     lb_dispatcher *d = g->d;
-    int64_t now = now_ms();
+    int64_t now = wall_ms(d);
     const lb_result *r = &rep->result;
     l->run.call = NULL;
     lb_limiter_release(&g->lim);
     d->n_running--;
     if (r->status == LB_RETRY && r->rate_limited && r->retry_after_ms > 0)
-        lb_limiter_pause_until(&g->lim, now + r->retry_after_ms);
+        lb_limiter_pause_until(&g->lim, (int64_t)ceil(mono_ms(d)) + r->retry_after_ms);
     note_auth(d, g, r);
     verdict v;
     decide(d, g, l->head->job, rep, now, &v);
@@ -1095,7 +1111,7 @@ static void run_integ(lb_dispatcher *d, integ *g, int64_t now)
     while (g->ready != NULL) {
         int64_t wait;
         /* read per job: starting one takes time, which refills the bucket */
-        double t = now_ms_fine();
+        double t = mono_ms(d);
         lb_limit_verdict v = lb_limiter_acquire(&g->lim, t, &wait);
         if (v == LB_LIMIT_WAIT)
             g->wake_ms = (int64_t)ceil(t) + wait;
@@ -1107,29 +1123,36 @@ static void run_integ(lb_dispatcher *d, integ *g, int64_t now)
     }
 }
 
+/* Due times are wall-clock and wake-ups monotonic: each is turned into a
+ * delay on its own clock before they are compared. */
 static void arm_timer(lb_dispatcher *d)
 {
-    int64_t at = INT64_MAX;
+    int64_t delay = INT64_MAX;
     if (d->heap_n > 0)
-        at = d->heap[0]->due_ms;
-    for (const integ *g = d->integs; g != NULL; g = g->next)
-        if (g->ready != NULL && g->wake_ms > 0 && g->wake_ms < at)
-            at = g->wake_ms;
-    if (at == INT64_MAX) {
+        delay = d->heap[0]->due_ms - wall_ms(d);
+    double mono = mono_ms(d);
+    for (const integ *g = d->integs; g != NULL; g = g->next) {
+        if (g->ready == NULL || g->wake_ms == 0)
+            continue;
+        int64_t wait = (int64_t)ceil((double)g->wake_ms - mono);
+        if (wait < delay)
+            delay = wait;
+    }
+    if (delay == INT64_MAX) {
         evtimer_del(d->timer);
         return;
     }
     /* Starting jobs takes time: measure from now, and make libevent do the
      * same (it counts from the time cached at the start of the turn). An
      * early wake-up would only find nothing due and re-arm. */
-    struct timeval tv = ms_to_tv(at - now_ms());
+    struct timeval tv = ms_to_tv(delay);
     event_base_update_cache_time(d->base);
     evtimer_add(d->timer, &tv);
 }
 
 static void pump(lb_dispatcher *d)
 {
-    int64_t now = now_ms();
+    int64_t now = wall_ms(d);
     promote_due(d, now);
     for (integ *g = d->integs; g != NULL; g = g->next)
         run_integ(d, g, now);
@@ -1167,6 +1190,8 @@ static void set_defaults(lb_dispatcher *d, const lb_dispatcher_options *opts)
         o->store_retry_ms = 1000;
     if (o->lead_cache_max == 0)
         o->lead_cache_max = 100000;
+    if (o->clock == NULL)
+        o->clock = default_clock;
     if (o->rand == NULL) {
         d->rand_state = lb_rand_seed();
         o->rand = lb_rand_splitmix;
@@ -1295,9 +1320,9 @@ static void attach(lb_dispatcher *d, integ *g, lb_integration *in)
     uint32_t burst, concurrency;
     lb_integration_limits(in, &rate, &burst, &concurrency);
     if (g->attached_once)
-        lb_limiter_configure(&g->lim, rate, burst, concurrency, now_ms_fine());
+        lb_limiter_configure(&g->lim, rate, burst, concurrency, mono_ms(d));
     else
-        lb_limiter_init(&g->lim, rate, burst, concurrency, now_ms_fine());
+        lb_limiter_init(&g->lim, rate, burst, concurrency, mono_ms(d));
     g->attached_once = true;
     g->inst = in;
     kick(d);
@@ -1310,7 +1335,7 @@ static void detach(lb_dispatcher *d, integ *g)
     if (g->probe != NULL)
         lb_call_abort(g->probe);
     g->probe = NULL;
-    int64_t now = now_ms();
+    int64_t now = wall_ms(d);
     for (size_t i = 0; i < d->lanes.nslots; i++)
         for (map_node *n = d->lanes.slots[i]; n != NULL; n = n->next) {
             lane *l = (lane *)n;
@@ -1396,7 +1421,7 @@ void lb_dispatcher_enqueue(lb_dispatcher *d, lb_outbox_job *job)
     bool idle = l->state == LANE_IDLE || l->state == LANE_WAITING || l->state == LANE_READY;
     if (idle && (l->state == LANE_IDLE || l->head != old_head)) {
         unschedule_lane(d, l);
-        schedule_lane(d, l, now_ms());
+        schedule_lane(d, l, wall_ms(d));
     }
     kick(d);
 }
@@ -1405,7 +1430,7 @@ void lb_dispatcher_replay(lb_dispatcher *d, lb_outbox_job *job)
 {
     if (job == NULL)
         return;
-    int64_t now = now_ms();
+    int64_t now = wall_ms(d);
     job->state = LB_JOB_READY;
     job->attempts = 0;
     job->created_at_ms = now; /* the age cap counts from the replay */

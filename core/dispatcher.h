@@ -6,7 +6,8 @@
  *   COMMITTED. Different lanes run concurrently.
  * - Limits: per integration, a token bucket and a concurrency gate (the
  *   integration's overrides, else the provider's documented defaults), plus
- *   a pause when the provider signals a rate limit.
+ *   a pause when the provider signals a rate limit. The bucket and the pause
+ *   run on the monotonic clock, next_attempt_at (stored) on the wall clock.
  * - Outcomes: OK -> DONE; RETRY -> READY again after backoff (a rate-limit
  *   answer uses no attempt); FAIL -> DEAD; attempts or age exhausted -> DEAD
  *   "gave up after N attempts: <last reason>"; AUTH -> READY, and after
@@ -24,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -33,6 +35,9 @@
 #include "metrics.h"
 
 typedef struct lb_dispatcher lb_dispatcher;
+/* `which` clock (CLOCK_REALTIME or CLOCK_MONOTONIC) now, in milliseconds to
+ * the microsecond. */
+typedef double (*lb_clock_fn)(clockid_t which, void *state);
 typedef struct lb_integration lb_integration; /* plugin_host.h */
 struct lb_store_writer;
 
@@ -48,6 +53,8 @@ typedef struct lb_dispatcher_options {
     size_t lead_cache_max;             /* provider contact ids kept in memory; default 100000 */
     lb_rand_fn rand;                   /* jitter source; default splitmix64 with a random seed */
     void *rand_state;
+    lb_clock_fn clock;                 /* default lb_clock_ms_fine; tests step the wall clock */
+    void *clock_state;
 } lb_dispatcher_options;
 
 /* ---- persistence: how outcomes reach the store ------------------------------- */

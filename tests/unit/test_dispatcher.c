@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "limiter.h"
 #include "tap.h"
 
 #define MAX_REC 128
@@ -82,6 +83,7 @@ typedef struct tctx {
     const lb_settings *settings;
     lb_call *http_call;
     int slow_done, slow_seen;
+    int64_t wall_step_ms; /* added to the dispatcher's wall clock (an NTP step) */
 } tctx;
 
 static int64_t now_ms(void)
@@ -92,6 +94,14 @@ static int64_t now_ms(void)
 }
 
 static struct timeval tv_ms(int ms) { return (struct timeval){ms / 1000, (ms % 1000) * 1000}; }
+
+/* The dispatcher's clocks: the real ones, the wall clock stepped by the
+ * test's offset. */
+static double stepped_clock(clockid_t which, void *state)
+{
+    const tctx *t = state;
+    return lb_clock_ms_fine(which) + (which == CLOCK_REALTIME ? (double)t->wall_step_ms : 0);
+}
 
 /* ---- the fake plugin -------------------------------------------------------------------- */
 
@@ -723,6 +733,50 @@ START_TEST(rate_limited_uses_no_attempt_and_pauses_the_integration)
 }
 END_TEST
 
+/* The bucket runs on the monotonic clock: a wall clock stepped back an hour
+ * (NTP, a VM resumed) right after a token was taken does not hold the next
+ * call back for that hour. */
+START_TEST(wall_clock_step_back_does_not_stall_the_bucket)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    o.clock = stepped_clock;
+    o.clock_state = &t;
+    setup(&t, &o, 0);
+    add_integration(&t, 20, 1, 0); /* one call per 50 ms */
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "ok"));
+    ck_assert(run_until_outs(&t, 1, 3000));
+    t.wall_step_ms = -3600 * 1000;
+    lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "ok")); /* due at once, whatever the wall clock says */
+    ck_assert(run_until_outs(&t, 2, 3000));
+    ck_assert_int_eq(outcome_of(&t, 2, 0)->o.new_state, LB_JOB_DONE);
+    teardown(&t);
+}
+END_TEST
+
+/* The provider's pause runs on the monotonic clock too: a wall clock stepped
+ * forward does not end it early. */
+START_TEST(wall_clock_step_forward_keeps_the_pause)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    o.clock = stepped_clock;
+    o.clock_state = &t;
+    setup(&t, &o, 0);
+    add_integration(&t, 0, 0, 0);
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "rl@300,ok"));
+    ck_assert(run_until_outs(&t, 1, 3000));
+    t.wall_step_ms = 3600 * 1000;
+    lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "ok"));
+    ck_assert(run_until_outs(&t, 3, 3000));
+    /* both leads waited out the 300 ms, job 1 although its stored (wall)
+     * next_attempt_at is now an hour past */
+    ck_assert_int_ge(submit_of(&t, 2, 0)->at_ms - submit_of(&t, 1, 0)->at_ms, 300);
+    ck_assert_int_ge(submit_of(&t, 1, 1)->at_ms - submit_of(&t, 1, 0)->at_ms, 300);
+    teardown(&t);
+}
+END_TEST
+
 START_TEST(attempt_cap_dead_letters_with_the_last_reason)
 {
     tctx t;
@@ -1052,6 +1106,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, concurrency_limit_caps_calls_in_flight);
     tcase_add_test(tc, retry_after_is_a_floor);
     tcase_add_test(tc, rate_limited_uses_no_attempt_and_pauses_the_integration);
+    tcase_add_test(tc, wall_clock_step_back_does_not_stall_the_bucket);
+    tcase_add_test(tc, wall_clock_step_forward_keeps_the_pause);
     tcase_add_test(tc, attempt_cap_dead_letters_with_the_last_reason);
     tcase_add_test(tc, age_cap_dead_letters);
     tcase_add_test(tc, fail_is_dead_at_once);
