@@ -1369,8 +1369,10 @@ void lb_dispatcher_replace_integration(lb_dispatcher *d, lb_integration *in)
         lb_integration_free(in);
         return;
     }
-    if (g->inst != NULL)
+    if (g->inst != NULL) {
+        lb_integration_carry_budget(in, g->inst); /* as attach carries the job bucket */
         detach(d, g);
+    }
     g->auth_failures = 0;
     attach(d, g, in);
     if (g->broken)

@@ -60,6 +60,18 @@ int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms)
     return (int64_t)ceil((1.0 - probe.tokens) / probe.rate_per_ms);
 }
 
+void lb_bucket_carry(lb_token_bucket *b, const lb_token_bucket *old, double now_ms)
+{
+    if (old->rate_per_ms <= 0)
+        return; /* unlimited: its tokens were never spent, so they say nothing */
+    lb_token_bucket was = *old;
+    refill(&was, now_ms);
+    if (was.tokens < b->tokens) {
+        b->tokens = was.tokens;
+        b->last_ms = was.last_ms; /* credited up to then: no second refill for the same time */
+    }
+}
+
 /* ---- concurrency gate ------------------------------------------------------ */
 
 bool lb_gate_enter(lb_gate *g)

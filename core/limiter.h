@@ -40,6 +40,10 @@ void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, doubl
 bool lb_bucket_take(lb_token_bucket *b, double now_ms);
 /* Milliseconds until a token will be there (0 = now), rounded up. */
 int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms);
+/* `b`, just initialised for a reload, takes over `old`'s state (brought up
+ * to now, same clock): what `old` has left, at most b's burst, instead of a
+ * fresh burst. With the same limits `b` goes on exactly as `old` would. */
+void lb_bucket_carry(lb_token_bucket *b, const lb_token_bucket *old, double now_ms);
 
 typedef struct lb_gate {
     uint32_t limit; /* 0 = unlimited */

@@ -735,6 +735,11 @@ const char *lb_integration_id(const lb_integration *in) { return in->id; }
 const lb_plugin *lb_integration_plugin(const lb_integration *in) { return in->plugin; }
 size_t lb_integration_live_calls(const lb_integration *in) { return in->n_live; }
 
+void lb_integration_carry_budget(lb_integration *in, const lb_integration *old)
+{
+    lb_bucket_carry(&in->request_budget, &old->request_budget, mono_ms_fine());
+}
+
 void lb_integration_limits(const lb_integration *in, double *rate_per_s, uint32_t *burst, uint32_t *concurrency)
 {
     *rate_per_s = in->rate_per_s;

@@ -69,6 +69,10 @@ const char *lb_integration_id(const lb_integration *in);
 const lb_plugin *lb_integration_plugin(const lb_integration *in);
 /* The config's overrides where given (non-zero), else the provider's defaults. */
 void lb_integration_limits(const lb_integration *in, double *rate_per_s, uint32_t *burst, uint32_t *concurrency);
+/* A reload: `in`, replacing `old`, takes over what is left of old's request
+ * budget (at most in's burst) instead of starting with a full one, so a
+ * SIGHUP right after a burst lets no extra requests out. */
+void lb_integration_carry_budget(lb_integration *in, const lb_integration *old);
 /* Calls started and not yet reported or aborted. */
 size_t lb_integration_live_calls(const lb_integration *in);
 

@@ -15,6 +15,8 @@
  *   http          GETs /fast and /slow from the test's server; /fast's answer
  *                 (classified by the core) completes the call, so /slow is
  *                 dropped by the core
+ *   get2          GETs /ok twice at once (two requests from the budget); OK
+ *                 once both are answered
  * Everything the fake sees is recorded in the test context, which reaches
  * the plugin through its "ctx" setting (no globals). */
 #include "plugin_host.h"
@@ -84,6 +86,9 @@ typedef struct tctx {
     lb_call *http_call;
     int slow_done, slow_seen;
     int64_t wall_step_ms; /* added to the dispatcher's wall clock (an NTP step) */
+    int ok_left;          /* the get2 step: answers still to come */
+    int64_t ok_at[8];     /* when the server saw each /ok */
+    size_t n_ok;
 } tctx;
 
 static int64_t now_ms(void)
@@ -278,6 +283,27 @@ static void http_step(tctx *t, lb_call *call)
     ck_assert_ptr_nonnull(t->api->http_request(call, &req, on_fast, t));
 }
 
+static void on_ok(const lb_http_resp *resp, void *ud)
+{
+    tctx *t = ud;
+    if (--t->ok_left > 0)
+        return;
+    lb_result r = {.status = t->api->http_classify(resp, NULL), .http_status = (int)resp->status};
+    t->api->complete(t->http_call, &r);
+    t->running--;
+}
+
+static void get2_step(tctx *t, lb_call *call)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", t->port);
+    lb_http_req req = {.method = "GET", .url = url};
+    t->http_call = call;
+    t->ok_left = 2;
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(t->api->http_request(call, &req, on_ok, t));
+}
+
 static void fake_submit(void *instance, lb_call *call, const lb_job *job)
 {
     tctx *t = instance;
@@ -291,6 +317,10 @@ static void fake_submit(void *instance, lb_call *call, const lb_job *job)
     record_submit(t, id, job);
     if (strcmp(step, "http") == 0) {
         http_step(t, call);
+        return;
+    }
+    if (strcmp(step, "get2") == 0) {
+        get2_step(t, call);
         return;
     }
     lb_result r = step_result(t, step, job);
@@ -442,7 +472,14 @@ static lb_dispatcher_options quick_options(void)
 static void on_server_request(struct evhttp_request *req, void *arg)
 {
     tctx *t = arg;
-    if (strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), "/slow") == 0) {
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (strcmp(path, "/ok") == 0) {
+        ck_assert_uint_lt(t->n_ok, sizeof t->ok_at / sizeof t->ok_at[0]);
+        t->ok_at[t->n_ok++] = now_ms();
+        evhttp_send_reply(req, 200, "OK", NULL);
+        return;
+    }
+    if (strcmp(path, "/slow") == 0) {
         t->slow_seen++; /* never answered: the client must drop it */
         return;
     }
@@ -918,6 +955,31 @@ START_TEST(replacing_a_broken_integration_probes_at_once)
 }
 END_TEST
 
+/* The request budget (per HTTP request, under the job bucket) is carried
+ * over a reload like the job bucket: a SIGHUP right after a burst lets no
+ * extra requests out. Each job makes two requests, so the job bucket still
+ * has a token for the second job and only the request budget holds it. */
+START_TEST(replacing_an_integration_keeps_its_request_budget)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    setup_with(&t, &o, 5000, true);
+    add_integration(&t, 2, 2, 0); /* 2 at once, then one per 500 ms */
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "get2"));
+    ck_assert(run_until_outs(&t, 1, 3000));
+    ck_assert_uint_eq(t.n_ok, 2); /* the request budget is spent */
+    lb_dispatcher_replace_integration(t.d, make_integration(&t, 2, 2, 0));
+    lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "get2"));
+    ck_assert(run_until_outs(&t, 2, 5000));
+    ck_assert_int_eq(outcome_of(&t, 2, 0)->o.new_state, LB_JOB_DONE);
+    ck_assert_uint_eq(t.n_ok, 4);
+    /* the next token is 500 ms after the burst; slack for the loop */
+    ck_assert_int_ge(t.ok_at[2] - t.ok_at[1], 400);
+    ck_assert_int_ge(t.ok_at[3] - t.ok_at[1], 900);
+    teardown(&t);
+}
+END_TEST
+
 START_TEST(plugin_timeout_retries_and_cancels)
 {
     tctx t;
@@ -1113,6 +1175,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, fail_is_dead_at_once);
     tcase_add_test(tc, auth_failures_break_then_a_probe_resumes);
     tcase_add_test(tc, replacing_a_broken_integration_probes_at_once);
+    tcase_add_test(tc, replacing_an_integration_keeps_its_request_budget);
     tcase_add_test(tc, plugin_timeout_retries_and_cancels);
     tcase_add_test(tc, double_completion_is_ignored);
     tcase_add_test(tc, invalid_status_becomes_retry);

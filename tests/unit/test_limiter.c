@@ -145,6 +145,37 @@ START_TEST(limiter_reconfigure_keeps_state)
 }
 END_TEST
 
+START_TEST(bucket_carry_over_a_reload)
+{
+    lb_token_bucket old, b;
+    lb_bucket_init(&old, 10, 3, 0); /* one token per 100 ms */
+    for (int i = 0; i < 3; i++)
+        ck_assert(lb_bucket_take(&old, 0));
+    /* same limits: goes on exactly as the old one, credit since then included */
+    lb_bucket_init(&b, 10, 3, 20);
+    lb_bucket_carry(&b, &old, 50);
+    ck_assert(!lb_bucket_take(&b, 50));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 50), 50);
+    ck_assert(lb_bucket_take(&b, 100));
+    ck_assert(!lb_bucket_take(&b, 150)); /* the time before the carry is not credited twice */
+    /* a smaller burst caps what is carried; a larger one grants nothing more */
+    lb_bucket_init(&old, 10, 5, 0);
+    lb_bucket_init(&b, 10, 2, 0);
+    lb_bucket_carry(&b, &old, 0);
+    ck_assert(lb_bucket_take(&b, 0) && lb_bucket_take(&b, 0) && !lb_bucket_take(&b, 0));
+    lb_bucket_init(&old, 10, 1, 0);
+    ck_assert(lb_bucket_take(&old, 0));
+    lb_bucket_init(&b, 10, 8, 0);
+    lb_bucket_carry(&b, &old, 0);
+    ck_assert(!lb_bucket_take(&b, 0));
+    /* an unlimited bucket has nothing to carry: the new one starts full */
+    lb_bucket_init(&old, 0, 0, 0);
+    lb_bucket_init(&b, 10, 2, 0);
+    lb_bucket_carry(&b, &old, 0);
+    ck_assert(lb_bucket_take(&b, 0) && lb_bucket_take(&b, 0));
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("limiter");
@@ -158,6 +189,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, limiter_full_spends_no_token);
     tcase_add_test(tc, limiter_pause);
     tcase_add_test(tc, limiter_reconfigure_keeps_state);
+    tcase_add_test(tc, bucket_carry_over_a_reload);
     suite_add_tcase(s, tc);
     return s;
 }
