@@ -140,7 +140,8 @@ static int batch_write(lb_store *store, void *arg, lb_error *err)
         };
         if (lb_store_put_event(store, &in, &p->result, err) || put_jobs(store, p, received, err))
             return -1;
-        if (p->club.account && lb_store_put_club_activity(store, &p->club, err))
+        /* a duplicate says nothing new, even if its content differs */
+        if (p->club.account && !p->result.duplicate && lb_store_put_club_activity(store, &p->club, err))
             return -1;
     }
     return 0;
@@ -255,7 +256,16 @@ static void club_take_back(lb_ingest *ing, batch *b)
     }
 }
 
-static void club_settled(lb_ingest *ing) { ing->waiting.n = 0; }
+/* The batch was stored. Its duplicates were not: what they did to the Club
+ * state is taken back as a failed event's is, unless a stored event built on
+ * it. The changes a failed transaction left waiting stay as they are. */
+static void club_settled(lb_ingest *ing, batch *b)
+{
+    ing->waiting.n = 0;
+    for (size_t i = b->n; i-- > 0;)
+        if (b->items[i].result.duplicate && b->items[i].club_change.entry)
+            lb_club_change_undo(&b->items[i].club_change);
+}
 
 /* Loop thread: the transaction is over; now, and only now, answer. */
 static void batch_done(void *arg, int rc, const lb_error *err, double commit_seconds)
@@ -277,7 +287,7 @@ static void batch_done(void *arg, int rc, const lb_error *err, double commit_sec
         lb_log(LB_LOG_ERROR, "store write failed; batch answered 503", "events", n, "error", err->message, NULL);
     }
     if (rc == 0)
-        club_settled(ing);
+        club_settled(ing, b);
     else
         club_take_back(ing, b);
     for (size_t i = 0; i < b->n; i++) {

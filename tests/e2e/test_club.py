@@ -145,6 +145,20 @@ def test_an_inactivity_event_whose_commit_fails_is_made_again():
     assert "store write failed; batch answered 503" in D.stderr()
 
 
+def test_a_duplicate_with_other_content_changes_nothing():
+    email = "dup@example.com"
+    doc = {"id": str(uuid.uuid4()), "type": "club.progress", "occurred_at": now_ms(), "product": {"id": "77"},
+           "lead": {"email": email}, "club": {"progress": 30}}
+    assert D.post_event(doc).json()["duplicate"] is False
+    doc["club"]["progress"] = 90  # the same event id, other content
+    assert D.post_event(doc).json()["duplicate"] is True
+    assert D.query("SELECT max_progress FROM club_activity WHERE lead_email = ?", email) == [(30,)]
+    assert jobs(email) == []  # 90 crossed nothing: it was never stored
+    later = post("club.progress", email, progress=45)
+    (normalized,) = D.query("SELECT normalized FROM events WHERE id = ?", later["event_id"])[0]
+    assert json.loads(normalized)["club"]["previous_progress"] == 30, normalized
+
+
 def test_metrics_count_provider_calls():
     text = D.get("/metrics").body.decode()
     line = [l for l in text.splitlines() if l.startswith('listboss_job_attempts_total{outcome="ok"}')]
