@@ -180,19 +180,73 @@ fail:
 lb_seg_engine *lb_automation_engine(lb_automation *a) { return a->world->engine; }
 lb_dispatcher *lb_automation_dispatcher(lb_automation *a) { return a->dispatcher; }
 
+/* The ready jobs a reload read, held until it commits. */
+typedef struct job_list {
+    lb_outbox_job **v;
+    size_t n, cap;
+    bool oom;
+} job_list;
+
+static void collect_job(lb_outbox_job *job, void *ud)
+{
+    job_list *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        lb_outbox_job **grown = realloc(l->v, cap * sizeof *grown);
+        if (!grown) {
+            l->oom = true;
+            lb_job_free(job);
+            return;
+        }
+        l->v = grown;
+        l->cap = cap;
+    }
+    l->v[l->n++] = job;
+}
+
+static int read_ready_jobs(lb_store *store, job_list *jobs, lb_error *err)
+{
+    if (lb_store_load_pending_jobs(store, collect_job, jobs, err))
+        return -1;
+    return jobs->oom ? lb_fail(err, "", "out of memory loading jobs") : 0;
+}
+
+static void free_jobs(job_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        lb_job_free(l->v[i]);
+    free(l->v);
+}
+
+/* Every step that can fail runs first, in one store transaction: the new
+ * world (declarations and statuses written) and the ready jobs read. Only
+ * after the commit is anything swapped or freed, by steps that cannot fail,
+ * so a failed reload leaves the store, the engine the ingest holds and the
+ * integrations' borrowed config strings as they were. */
 int lb_automation_reload(lb_automation *a, const lb_config *cfg, lb_error *err)
 {
-    lb_seg_world *fresh = lb_seg_world_build(a->store, cfg, a->registry, err);
-    if (!fresh)
+    if (lb_store_begin(a->store, err))
         return -1;
+    job_list jobs = {0};
+    lb_seg_world *fresh = lb_seg_world_prepare(a->store, cfg, a->registry, err);
+    /* pick up jobs made ready outside the daemon (dead letters replayed from
+     * the command line); the dispatcher ignores ids it already holds */
+    if (!fresh || read_ready_jobs(a->store, &jobs, err) || lb_store_commit(a->store, err)) {
+        lb_store_rollback(a->store);
+        lb_seg_world_free(fresh);
+        free_jobs(&jobs);
+        return -1;
+    }
     lb_seg_world_free(a->world);
     a->world = fresh;
     remove_dropped(a, cfg);
     start_integrations(a, cfg, true);
     remember_running(a, cfg);
-    /* pick up jobs made ready outside the daemon (dead letters replayed from
-     * the command line); the dispatcher ignores ids it already holds */
-    return lb_store_load_pending_jobs(a->store, enqueue_loaded, a->dispatcher, err);
+    for (size_t i = 0; i < jobs.n; i++)
+        lb_dispatcher_enqueue(a->dispatcher, jobs.v[i]);
+    jobs.n = 0; /* the dispatcher owns them now */
+    free_jobs(&jobs);
+    return 0;
 }
 
 void lb_automation_stop(lb_automation *a)

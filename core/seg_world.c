@@ -97,10 +97,11 @@ static int put_declarations(lb_store *store, const lb_account *a, id_set *kept, 
     return rc;
 }
 
-int lb_seg_world_sync_config(lb_store *store, const lb_config *cfg, lb_error *err)
+/* Writes the configuration's segmentation declarations into the store
+ * (upsert by account and name, origin "config") and removes config-origin
+ * rows the configuration no longer declares. CLI-origin rows are kept. */
+static int sync_config(lb_store *store, const lb_config *cfg, lb_error *err)
 {
-    if (lb_store_begin(store, err))
-        return -1;
     int rc = 0;
     id_set kept = {0};
     for (size_t i = 0; i < cfg->n_accounts && rc == 0; i++)
@@ -122,10 +123,6 @@ int lb_seg_world_sync_config(lb_store *store, const lb_config *cfg, lb_error *er
     free(st.account);
     free(st.name);
     free(kept.v);
-    if (rc == 0)
-        rc = lb_store_commit(store, err);
-    if (rc)
-        lb_store_rollback(store);
     return rc;
 }
 
@@ -186,8 +183,6 @@ static int collect_integrations(lb_seg_world *w, const lb_config *cfg, const lb_
 /* Writes each segmentation's status and reasons back, for listings. */
 static int save_statuses(lb_store *store, lb_seg_world *w, lb_error *err)
 {
-    if (lb_store_begin(store, err))
-        return -1;
     int rc = 0;
     for (size_t i = 0; i < w->n_segs && rc == 0; i++) {
         lb_segmentation *s = w->segs[i];
@@ -197,14 +192,10 @@ static int save_statuses(lb_store *store, lb_seg_world *w, lb_error *err)
             lb_log(LB_LOG_WARN, "segmentation needs review; it will not run", "account", s->account, "name",
                    s->name, "reasons", reasons, NULL);
     }
-    if (rc == 0)
-        rc = lb_store_commit(store, err);
-    if (rc)
-        lb_store_rollback(store);
     return rc;
 }
 
-lb_seg_world *lb_seg_world_build(lb_store *store, const lb_config *cfg, const lb_plugin_registry *registry,
+lb_seg_world *lb_seg_world_prepare(lb_store *store, const lb_config *cfg, const lb_plugin_registry *registry,
                                  lb_error *err)
 {
     lb_seg_world *w = calloc(1, sizeof *w);
@@ -214,7 +205,7 @@ lb_seg_world *lb_seg_world_build(lb_store *store, const lb_config *cfg, const lb
     }
     w->rules = lb_rules_load(cfg->rules_dir, cfg->custom_rules_dir, NULL, err);
     loaded ld = {.w = w, .err = err};
-    if (!w->rules || lb_seg_world_sync_config(store, cfg, err) ||
+    if (!w->rules || sync_config(store, cfg, err) ||
         lb_store_load_segmentations(store, load_one, &ld, err) || ld.rc ||
         collect_integrations(w, cfg, registry, err))
         goto fail;
@@ -226,6 +217,20 @@ lb_seg_world *lb_seg_world_build(lb_store *store, const lb_config *cfg, const lb
 fail:
     lb_seg_world_free(w);
     return NULL;
+}
+
+lb_seg_world *lb_seg_world_build(lb_store *store, const lb_config *cfg, const lb_plugin_registry *registry,
+                                 lb_error *err)
+{
+    if (lb_store_begin(store, err))
+        return NULL;
+    lb_seg_world *w = lb_seg_world_prepare(store, cfg, registry, err);
+    if (!w || lb_store_commit(store, err)) {
+        lb_store_rollback(store);
+        lb_seg_world_free(w);
+        return NULL;
+    }
+    return w;
 }
 
 void lb_seg_world_free(lb_seg_world *w)

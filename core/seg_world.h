@@ -5,7 +5,9 @@
  *
  * Building needs the store to itself (startup, or a reload with the store
  * writer idle). A reload builds a new world beside the old one and swaps only
- * when it built; otherwise the old one keeps running. */
+ * when it built; otherwise the old one keeps running. The declarations and
+ * statuses are written in one transaction, so a world that was not built
+ * leaves the store as the running one had it. */
 #ifndef LB_SEG_WORLD_H
 #define LB_SEG_WORLD_H
 
@@ -25,13 +27,17 @@ typedef struct lb_seg_world {
     lb_seg_engine *engine;
 } lb_seg_world;
 
+/* Writes the configuration's segmentation declarations into the store
+ * (upsert by account and name, origin "config"; config-origin rows the
+ * configuration no longer declares are removed, CLI-origin rows kept), reads
+ * every segmentation back, builds the engine and writes the statuses, all in
+ * the caller's open transaction: the caller commits, or rolls back and frees
+ * the world when a later step of its own fails. */
+lb_seg_world *lb_seg_world_prepare(lb_store *store, const lb_config *cfg, const lb_plugin_registry *registry,
+                                   lb_error *err);
+/* lb_seg_world_prepare in a transaction of its own. */
 lb_seg_world *lb_seg_world_build(lb_store *store, const lb_config *cfg, const lb_plugin_registry *registry,
                                  lb_error *err);
 void lb_seg_world_free(lb_seg_world *w);
-
-/* Writes the configuration's segmentation declarations into the store
- * (upsert by account and name, origin "config") and removes config-origin
- * rows the configuration no longer declares. CLI-origin rows are kept. */
-int lb_seg_world_sync_config(lb_store *store, const lb_config *cfg, lb_error *err);
 
 #endif

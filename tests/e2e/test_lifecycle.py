@@ -132,6 +132,52 @@ def test_sighup_with_a_good_config_swaps_accounts():
         d.cleanup()
 
 
+SEG_CONFIG = DEFAULT_CONFIG.replace('''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A" }},''',
+                                    '''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A",
+     integrations = {{ {{ id = "sb", provider = "sandbox" }} }},
+     segmentations = {{
+       {{ name = "SEGNAME", product = "4123456", trigger = "purchase_approved", integration = "sb",
+          actions = {{ {{ action = "tag_add", params = {{ tag = "SEGNAME" }} }} }} }},
+     }} }},''')
+
+
+def wait_logged(d, text, count):
+    deadline = time.time() + 10
+    while d.stderr().count(text) < count:
+        assert d.proc.poll() is None, "listbossd died:\n" + d.stderr()[-3000:]
+        assert time.time() < deadline, d.stderr()[-3000:]
+        time.sleep(0.05)
+
+
+def test_sighup_failing_after_the_new_segmentations_were_built_keeps_the_old_ones():
+    # the last step of a reload (reading the ready jobs) fails, as it did for a
+    # reviewer: the running engine, integrations and stored declarations must
+    # be the old configuration's, not freed nor half replaced
+    d = Daemon(config=SEG_CONFIG.replace("SEGNAME", "old")).start()
+    try:
+        d.write_config(SEG_CONFIG.replace("SEGNAME", "new"))
+        con = sqlite3.connect(d.db, timeout=10)
+        con.execute("ALTER TABLE jobs RENAME TO jobs_away")
+        con.commit()
+        d.send_signal(signal.SIGHUP)
+        wait_logged(d, "reload failed", 1)
+        con.execute("ALTER TABLE jobs_away RENAME TO jobs")
+        con.commit()
+        con.close()
+        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+        r = d.post_hotmart(body)
+        assert r.status == 200, r
+        params = d.query("SELECT params FROM jobs WHERE event_id = ?", r.json()["event_id"])
+        assert params == [(json.dumps({"tag": "old"}, separators=(",", ":")),)], params
+        assert d.query("SELECT name FROM segmentations WHERE account = 'acme'") == [("old",)]
+        # and a reload that works still swaps the whole configuration
+        d.send_signal(signal.SIGHUP)
+        wait_logged(d, "configuration reloaded", 1)
+        assert d.query("SELECT name FROM segmentations WHERE account = 'acme'") == [("new",)]
+    finally:
+        d.cleanup()
+
+
 def test_sigterm_finishes_in_flight_requests_and_exits_0():
     d = Daemon().start()
     try:
