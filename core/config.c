@@ -42,6 +42,13 @@
 /* Params and options are small documents; deeper nesting is a mistake (or a
  * table that contains itself), and the limit bounds the recursion. */
 #define LB_PARAMS_MAX_DEPTH 8
+/* Depth does not bound size: a table used under many keys at every level is
+ * converted each time it appears, exponentially, in json-c memory the
+ * sandbox's allocator does not count and after the instruction hook is gone.
+ * So all the params and options of a load share this budget: each value
+ * costs LB_PARAMS_VALUE_COST plus the bytes of its key and of its string. */
+#define LB_PARAMS_MAX_BYTES ((size_t)1024 * 1024)
+#define LB_PARAMS_VALUE_COST 16
 /* The capacity of lb_error.field, for buffers that build field names. */
 #define LB_FIELD_CAP sizeof(((lb_error *)NULL)->field)
 
@@ -110,6 +117,8 @@ struct lb_load {
      * (out of memory) can unwind past the code building it, so it is
      * anchored here and run_sandbox frees it. */
     json_object *json_pending;
+    size_t params_left; /* of LB_PARAMS_MAX_BYTES */
+    bool params_over;   /* a conversion ran out of it */
 };
 
 /* ---- the sandboxed Lua state ------------------------------------------ */
@@ -885,6 +894,21 @@ static bool table_is_list(lua_State *L, int t, size_t *n)
 static int params_value(lua_State *L, char *path, json_object *parent, const char *key, int depth,
                         lb_error *err);
 
+/* Takes the cost of the value on top (named key) from the load's budget;
+ * read_params words the error, at the params table's own field. */
+static int params_charge(lua_State *L, const char *key)
+{
+    struct lb_load *ld = load_of(L);
+    size_t cost = LB_PARAMS_VALUE_COST + (key ? strlen(key) : 0) +
+                  (lua_type(L, -1) == LUA_TSTRING ? lua_rawlen(L, -1) : 0);
+    if (cost > ld->params_left) {
+        ld->params_over = true;
+        return -1;
+    }
+    ld->params_left -= cost;
+    return 0;
+}
+
 static int params_list(lua_State *L, int t, size_t n, char *path, json_object *arr, int depth, lb_error *err)
 {
     for (size_t i = 1; i <= n; i++) {
@@ -955,6 +979,8 @@ static int params_value(lua_State *L, char *path, json_object *parent, const cha
                         lb_error *err)
 {
     const char *s;
+    if (params_charge(L, key))
+        return -1;
     switch (lua_type(L, -1)) {
     case LUA_TSTRING:
         s = top_cstring(L, path, err);
@@ -982,7 +1008,9 @@ static int read_params(lua_State *L, int t, const char *owner, const char *key, 
     int type = raw_field(L, t, key);
     size_t n;
     int rc;
-    if (type == LUA_TNIL)
+    if (params_charge(L, key))
+        rc = -1;
+    else if (type == LUA_TNIL)
         rc = json_attach(obj, key, json_object_new_object(), path, err);
     else if (type != LUA_TTABLE)
         rc = fail_type(L, path, "a table of named values", err);
@@ -991,6 +1019,9 @@ static int read_params(lua_State *L, int t, const char *owner, const char *key, 
     else
         rc = params_table(L, path, obj, key, 1, err);
     lua_settop(L, t);
+    if (rc && load_of(L)->params_over)
+        rc = lb_fail(err, path, "too large: params and options may hold %zu KiB in all the configuration "
+                     "(a table counts each time it is used)", LB_PARAMS_MAX_BYTES / 1024);
     return rc;
 }
 
@@ -1437,7 +1468,8 @@ lb_config *lb_config_load_string(const char *chunk, const char *chunkname, lb_er
     if (!err)
         err = &scratch;
     lb_error_clear(err);
-    struct lb_load ld = {.chunk = chunk, .len = strlen(chunk), .err = err, .rc = -1};
+    struct lb_load ld = {
+        .chunk = chunk, .len = strlen(chunk), .err = err, .rc = -1, .params_left = LB_PARAMS_MAX_BYTES};
     /* "@name" makes Lua print `name:LINE:` rather than `[string "name"]:LINE:` */
     snprintf(ld.chunkname, sizeof ld.chunkname, "@%s", chunkname ? chunkname : "config");
     ld.cfg = calloc(1, sizeof *ld.cfg);

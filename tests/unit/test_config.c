@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A valid accounts block for tests about other keys. */
@@ -704,7 +705,7 @@ static const struct {
     /* the deepest allowed: the params table and 7 nested ones */
     {"(function() local p = {} local c = p for _ = 1, 7 do c.x = {} c = c.x end return p end)()",
      "{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{\"x\":{}}}}}}}}"},
-    /* one shared table twice is fine: only nesting is limited */
+    /* one shared table twice is fine: it is counted twice against the size budget */
     {"(function() local t = { 1 } return { a = t, b = t } end)()", "{\"a\":[1],\"b\":[1]}"},
 };
 
@@ -935,11 +936,33 @@ static const struct bad_case bad_params[] = {
     {WITH_PARAMS("{ l = { 'a', string.len } }"), P1 ".l[2]", "got function"},
     {WITH_PARAMS("{ s = 'a\\0b' }"), P1 ".s", "must not contain NUL bytes"},
     {WITH_PARAMS("{ 'list' }"), P1, "expected a table of named values, got a list"},
+    /* one string, counted each time it is used */
+    {WITH_PARAMS("(function() local s = string.rep('x', 600000) return { a = s, b = s } end)()"), P1,
+     "too large: params and options may hold 1024 KiB"},
+    /* the budget is the whole configuration's, not each table's */
+    {"local big = string.rep('x', 600000)\n" SEG_WITH("s.actions[1].params = { a = big }\n"
+                                                     "s.options = { b = big }"), SEG1 ".options", "too large"},
 };
 
 START_TEST(bad_params_rejected)
 {
     expect_error(bad_params[_i].src, bad_params[_i].field, bad_params[_i].msg);
+}
+END_TEST
+
+/* Six levels of tables whose 40 keys all point to the level below are a few
+ * KiB of Lua and 40^6 values of JSON: the size budget must refuse them at
+ * once, naming the params, instead of expanding them for ever. */
+START_TEST(shared_tables_refused_fast)
+{
+    static const char src[] = "local t = { x = 1 }\n"
+                              "for _ = 1, 6 do local n = {} for k = 1, 40 do n['k' .. k] = t end t = n end\n"
+                              WITH_PARAMS("{ x = t }");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_error(src, P1, "too large");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
 }
 END_TEST
 
@@ -1238,6 +1261,7 @@ static TCase *segmentations_tcase(void)
     tcase_add_test(tc, memory_error_mid_segmentation_frees_json);
     tcase_add_loop_test(tc, bad_segmentation_rejected, 0, N(bad_segmentations));
     tcase_add_loop_test(tc, bad_params_rejected, 0, N(bad_params));
+    tcase_add_test(tc, shared_tables_refused_fast);
     tcase_set_timeout(tc, 30);
     return tc;
 }
