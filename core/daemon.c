@@ -1,6 +1,7 @@
 /* daemon.c: wiring the parts together on one event loop. */
 #include "daemon.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,8 +313,22 @@ static void stop(lb_daemon *d)
     lb_config_free(d->cfg);
 }
 
+/* SIGHUP's default action ends the process, and its handler (add_signals)
+ * comes only after the store is open (about a second per million events),
+ * the plugins loaded and the automation started. Until then it is held
+ * blocked, which the threads started meanwhile inherit, so a reload asked
+ * for during start-up is delivered to the handler once it exists. */
+static void hold_sighup(bool hold)
+{
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &hup, NULL);
+}
+
 int lb_daemon_run(const lb_daemon_options *opts)
 {
+    hold_sighup(true);
     lb_daemon d = {.opts = opts, .db_lock = -1};
     lb_error err = {0};
     lb_metrics_init(&d.metrics);
@@ -330,6 +345,7 @@ int lb_daemon_run(const lb_daemon_options *opts)
     int status = 1;
     if (d.base && start(&d) == 0) {
         lb_log(LB_LOG_INFO, "listbossd started", "version", PACKAGE_VERSION, "database", d.cfg->database, NULL);
+        hold_sighup(false); /* a held SIGHUP reaches the handler now and reloads from the loop */
         event_base_dispatch(d.base);
         status = 0;
     }

@@ -178,6 +178,34 @@ def test_sighup_failing_after_the_new_segmentations_were_built_keeps_the_old_one
         d.cleanup()
 
 
+def test_sighup_during_start_up_is_held_until_started():
+    # SIGHUP's handler comes after the store is open, which takes a while on a
+    # large store: a SIGHUP before it must not end the process (its default
+    # action), and the reload it asks for runs once the daemon has started
+    d = Daemon().start()
+    try:
+        d.stop()
+        con = sqlite3.connect(d.db)
+        # keys only, so opening the store is slow; ids far above the events' own
+        con.executemany("INSERT INTO event_keys VALUES (?, 'acme', 'hotmart', ?)",
+                        ((10**9 + i, "bulk-%d" % i) for i in range(300000)))
+        con.commit()
+        con.close()
+        d.start(wait=False)
+        lock, want = d.db + "-listbossd.lock", "%d\n" % d.proc.pid
+        deadline = time.time() + 10
+        while not os.path.exists(lock) or open(lock).read() != want:  # it has begun opening the store
+            assert d.proc.poll() is None and time.time() < deadline, d.stderr()
+            time.sleep(0.001)
+        d.send_signal(signal.SIGHUP)
+        d.wait_ready()
+        wait_logged(d, "configuration reloaded", 1)
+        assert d.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))).status == 200
+        assert d.proc.poll() is None
+    finally:
+        d.cleanup()
+
+
 def test_sigterm_finishes_in_flight_requests_and_exits_0():
     d = Daemon().start()
     try:
