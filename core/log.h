@@ -1,6 +1,9 @@
 /* log.h: logfmt lines on stderr: `ts=... level=... msg="..." key=value ...`.
  * Callers pass key/value pairs already formatted; values are quoted when they
- * need it. Secrets are never passed here: callers log ids, not tokens. */
+ * need it. Secrets are never passed here: callers log ids, not tokens.
+ * A line is at most 2048 bytes: a longer one is cut where it stops fitting
+ * (a quoted value still closed, no UTF-8 sequence split) and ends with
+ * ` truncated=true`. */
 #ifndef LB_LOG_H
 #define LB_LOG_H
 
