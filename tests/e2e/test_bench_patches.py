@@ -41,7 +41,7 @@ def apply_and_compile(*names):
             with open(p, "rb") as diff:
                 r = subprocess.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-d", scratch],
                                    stdin=diff, capture_output=True, text=True)
-            assert r.returncode == 0, "%s no longer applies (see docs/benchmarks.md on refreshing it):\n%s%s" % (
+            assert r.returncode == 0, "%s no longer applies (tools/refresh-bench-patches rewrites it):\n%s%s" % (
                 os.path.basename(p), r.stdout, r.stderr)
         for f in files:
             if not f.endswith(".c"):
