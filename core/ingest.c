@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -470,11 +471,33 @@ static const lb_jnode *parse_flat_object(lb_ingest *ing, lb_http_request *req)
     return NULL;
 }
 
+/* Whether the body holds a NUL, raw or as the escape \u0000 (one preceded
+ * by an odd number of backslashes: "\\u0000" is a backslash and "u0000").
+ * json-c ends a key at it, so "id\u0000" would silently replace "id":
+ * the event stored would not be the one the body shows. */
+static bool has_nul(const char *body, size_t len)
+{
+    if (memchr(body, '\0', len))
+        return true;
+    for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), "u0000", 5)) != NULL; p++) {
+        size_t slashes = 0;
+        while (p - slashes > body && p[-1 - (ptrdiff_t)slashes] == '\\')
+            slashes++;
+        if (slashes % 2 == 1)
+            return true;
+    }
+    return false;
+}
+
 /* Parses the whole body as one JSON object, or answers 400 and returns NULL. */
 static json_object *parse_json_object(lb_ingest *ing, lb_http_request *req)
 {
     size_t len;
     const char *body = lb_http_request_body(req, &len);
+    if (has_nul(body, len)) {
+        reply_malformed(req, "body holds a NUL character (\\u0000), which no field may contain");
+        return NULL;
+    }
     json_tokener *tok = ing->tok;
     json_tokener_reset(tok);
     json_object *root = json_tokener_parse_ex(tok, body, (int)len);

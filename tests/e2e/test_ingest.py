@@ -247,6 +247,20 @@ def test_event_api_bad_events_are_400():
     assert_error(D.post_event(api_event(id=5)), 400, "invalid_event", "id")
 
 
+def test_event_api_refuses_a_nul_that_would_hide_a_field():
+    # json-c ends a key at \u0000, so "id\u0000" would replace "id" unseen
+    i = str(uuid.uuid4())
+    body = json.dumps(api_event(id=i))[:-1] + ', "id\\u0000": "hidden", "lead\\u0000": {"email": "evil@x.y"}}'
+    doc = assert_error(D.post_event(body.encode()), 400, "malformed_json")
+    assert "NUL" in doc["message"], doc
+    for bad in ['"x\\u0000y"', '"\\\\\\u0000"', '"a\x00b"']:  # escaped, after an escaped backslash, raw
+        assert_error(D.post_event(json.dumps(api_event(id=i))[:-1] + ', "note": ' + bad + "}"), 400, "malformed_json")
+    assert stored("acme", i, "api") == [] and stored("acme", "hidden", "api") == []
+    # an escaped backslash followed by the letters u0000 is no NUL
+    r = D.post_event(json.dumps(api_event(id=i))[:-1] + ', "note": "\\\\u0000"}')
+    assert r.status == 200, r
+
+
 def test_accounts_are_isolated():
     shared_id = str(uuid.uuid4())
     body = with_id(fixture("PURCHASE_APPROVED"), shared_id)
