@@ -170,7 +170,14 @@ static int keep_restart_only_keys(const lb_config *old, lb_config *fresh, lb_err
     if (old->sync_full != fresh->sync_full)
         lb_log(LB_LOG_WARN, "reload: synchronous changes only at restart", NULL);
     fresh->sync_full = old->sync_full;
-    return replace_string(&fresh->listen, old->listen, err) || replace_string(&fresh->database, old->database, err);
+    /* plugins are loaded and the Club scan armed once, at start */
+    if (strcmp(old->plugin_dir, fresh->plugin_dir) != 0)
+        lb_log(LB_LOG_WARN, "reload: plugin_dir changes only at restart", "plugin_dir", old->plugin_dir, NULL);
+    if (old->club_scan_interval_s != fresh->club_scan_interval_s)
+        lb_log(LB_LOG_WARN, "reload: club_scan_interval changes only at restart", NULL);
+    fresh->club_scan_interval_s = old->club_scan_interval_s;
+    return replace_string(&fresh->listen, old->listen, err) || replace_string(&fresh->database, old->database, err) ||
+           replace_string(&fresh->plugin_dir, old->plugin_dir, err);
 }
 
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)

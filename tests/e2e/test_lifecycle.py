@@ -132,6 +132,25 @@ def test_sighup_with_a_good_config_swaps_accounts():
         d.cleanup()
 
 
+def test_sighup_names_the_keys_that_change_only_at_restart():
+    d = Daemon().start()
+    try:
+        d.write_config('synchronous = "normal"\nclub_scan_interval = 7\nplugin_dir = "/nonexistent"\n'
+                       + DEFAULT_CONFIG)
+        d.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "configuration reloaded" not in d.stderr():
+            assert time.time() < deadline, d.stderr()
+            time.sleep(0.05)
+        log = d.stderr()
+        for key in ("synchronous", "plugin_dir", "club_scan_interval"):
+            assert "reload: %s changes only at restart" % key in log, log
+        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
+        assert d.post_hotmart(body).status == 200
+    finally:
+        d.cleanup()
+
+
 SEG_CONFIG = DEFAULT_CONFIG.replace('''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A" }},''',
                                     '''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A",
      integrations = {{ {{ id = "sb", provider = "sandbox" }} }},
