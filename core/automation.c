@@ -115,9 +115,13 @@ static int load_plugins(lb_automation *a, const lb_config *cfg)
     return 0;
 }
 
-/* Adds (or, on reload, replaces) every configured integration. One that
- * cannot start (unknown provider, bad settings) is logged and left out; its
- * jobs wait for a configuration that fixes it. */
+/* Adds every configured integration or, on reload, replaces those whose
+ * configuration changed: replacing aborts the calls in flight and runs their
+ * jobs again, so an unchanged one keeps running as it is. Its new instance is
+ * built all the same, since only that resolves its secrets (a rotated
+ * file: or env: secret is a change). One that cannot start (unknown
+ * provider, bad settings) is logged and left out; its jobs wait for a
+ * configuration that fixes it. */
 static void start_integrations(lb_automation *a, const lb_config *cfg, bool replace)
 {
     for (size_t i = 0; i < cfg->n_accounts; i++) {
@@ -131,9 +135,11 @@ static void start_integrations(lb_automation *a, const lb_config *cfg, bool repl
                        "provider", ic->provider, "key", err.field, "error", err.message, NULL);
                 continue;
             }
-            if (replace)
-                lb_dispatcher_replace_integration(a->dispatcher, in);
-            else if (lb_dispatcher_add_integration(a->dispatcher, in) != 0)
+            if (replace) {
+                if (lb_dispatcher_update_integration(a->dispatcher, in))
+                    lb_log(LB_LOG_DEBUG, "integration unchanged by the reload: kept running", "account", acct->id,
+                           "integration", ic->id, NULL);
+            } else if (lb_dispatcher_add_integration(a->dispatcher, in) != 0)
                 lb_integration_free(in);
         }
     }
@@ -222,7 +228,9 @@ static void free_jobs(job_list *l)
  * world (declarations and statuses written) and the ready jobs read. Only
  * after the commit is anything swapped or freed, by steps that cannot fail,
  * so a failed reload leaves the store, the engine the ingest holds and the
- * integrations' borrowed config strings as they were. */
+ * integrations as they were. Nothing here borrows from cfg: an integration
+ * (and the dispatcher's state for it) holds its own copies of the account,
+ * id and settings, so one a reload keeps outlives the config it came from. */
 int lb_automation_reload(lb_automation *a, const lb_config *cfg, lb_error *err)
 {
     if (lb_store_begin(a->store, err))

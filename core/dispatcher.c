@@ -1379,6 +1379,17 @@ void lb_dispatcher_replace_integration(lb_dispatcher *d, lb_integration *in)
         arm_probe(g, 0); /* new credentials: find out now, not in a minute */
 }
 
+bool lb_dispatcher_update_integration(lb_dispatcher *d, lb_integration *in)
+{
+    const integ *g = integ_find(d, lb_integration_account(in), lb_integration_id(in));
+    if (g != NULL && g->inst != NULL && lb_integration_same(g->inst, in)) {
+        lb_integration_free(in); /* never used: no call to abort */
+        return true;
+    }
+    lb_dispatcher_replace_integration(d, in);
+    return false;
+}
+
 void lb_dispatcher_remove_integration(lb_dispatcher *d, const char *account, const char *integration)
 {
     integ *g = integ_find(d, account, integration);

@@ -105,6 +105,11 @@ int lb_dispatcher_add_integration(lb_dispatcher *d, lb_integration *in);
  * limits. A broken integration is probed at once: valid credentials resume
  * it. Adds the integration if it was not there. */
 void lb_dispatcher_replace_integration(lb_dispatcher *d, lb_integration *in);
+/* A config reload of one integration: when `in` is configured like the
+ * running instance (lb_integration_same), `in` is freed and the running one
+ * kept as it is (calls in flight, limiter, request budget, pause, broken
+ * state); otherwise as lb_dispatcher_replace_integration. True if kept. */
+bool lb_dispatcher_update_integration(lb_dispatcher *d, lb_integration *in);
 /* Removed from the config: its jobs wait (as for a broken integration). */
 void lb_dispatcher_remove_integration(lb_dispatcher *d, const char *account, const char *integration);
 /* Whether an integration is broken, and why (for the segmentations page). */

@@ -465,6 +465,20 @@ static struct lb_setting *add_setting(lb_settings *s, const char *key)
     return it;
 }
 
+/* Keys are unique within a list (lb_settings_set replaces), so equal counts
+ * and every key of a found in b with its value make the lists equal. */
+bool lb_settings_equal(const lb_settings *a, const lb_settings *b)
+{
+    if (a->count != b->count)
+        return false;
+    for (size_t i = 0; i < a->count; i++) {
+        const struct lb_setting *x = &a->items[i], *y = find_setting(b, x->key);
+        if (y == NULL || x->secret != y->secret || strcmp(x->value, y->value) != 0)
+            return false;
+    }
+    return true;
+}
+
 int lb_settings_set(lb_settings *s, const char *key, const char *value, bool secret)
 {
     char *copy = strdup(value ? value : "");

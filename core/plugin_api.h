@@ -88,6 +88,9 @@ size_t lb_settings_count(const lb_settings *s);
 const char *lb_settings_key(const lb_settings *s, size_t i);
 /* The name log lines carry ("plugin=example"). */
 const char *lb_settings_label(const lb_settings *s);
+/* The same keys with the same values and secret flags, in any order. Compares
+ * resolved values (a rotated secret differs) without copying or logging them. */
+bool lb_settings_equal(const lb_settings *a, const lb_settings *b);
 
 /* Checks s against the plugin's declarations: refuses unknown keys and missing
  * or empty required keys, fills defaults, and sets each key's secret flag.

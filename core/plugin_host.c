@@ -735,6 +735,15 @@ const char *lb_integration_id(const lb_integration *in) { return in->id; }
 const lb_plugin *lb_integration_plugin(const lb_integration *in) { return in->plugin; }
 size_t lb_integration_live_calls(const lb_integration *in) { return in->n_live; }
 
+/* The limits compared are those picked (override, else the plugin's default):
+ * an override written equal to the default runs the instance the same way. */
+bool lb_integration_same(const lb_integration *a, const lb_integration *b)
+{
+    return a->plugin == b->plugin && strcmp(a->account, b->account) == 0 && strcmp(a->id, b->id) == 0 &&
+           a->rate_per_s == b->rate_per_s && a->burst == b->burst && a->concurrency == b->concurrency &&
+           lb_settings_equal(a->settings, b->settings);
+}
+
 void lb_integration_carry_budget(lb_integration *in, const lb_integration *old)
 {
     lb_bucket_carry(&in->request_budget, &old->request_budget, mono_ms_fine());

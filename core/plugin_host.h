@@ -75,6 +75,11 @@ void lb_integration_limits(const lb_integration *in, double *rate_per_s, uint32_
 void lb_integration_carry_budget(lb_integration *in, const lb_integration *old);
 /* Calls started and not yet reported or aborted. */
 size_t lb_integration_live_calls(const lb_integration *in);
+/* Whether a and b are configured alike: the same account, id and plugin, the
+ * same settings as resolved (secrets read from env: or file:, so a rotated
+ * one differs) and the same limits in effect. A reload keeps a running
+ * instance its new configuration builds alike. */
+bool lb_integration_same(const lb_integration *a, const lb_integration *b);
 
 /* ---- calls ---------------------------------------------------------------------- */
 

@@ -5,6 +5,7 @@ each test resets them and starts its own listbossd, whose integrations point
 at the fakes. Every test checks the fake's own state (/_fake/state) and the
 requests it saw (/_fake/requests), not only the store.
 """
+import base64
 import hashlib
 import json
 import os
@@ -114,16 +115,16 @@ def seg(name, trigger, integration, actions):
             "actions": [{"action": a, "params": p} for a, p in actions]}
 
 
-def integrations(mc_key="env:LB_TEST_MC_KEY", ac_key=AC_KEY, kit_key=KIT_KEY, drop=()):
+def integrations(mc_key="env:LB_TEST_MC_KEY", ac_key=AC_KEY, kit_key=KIT_KEY, drop=(), mc_root=None, limits=None):
     all_ = [
         {"id": "mc", "provider": "mailchimp",
-         "settings": {"api_key": mc_key, "base_url": FAKE["mailchimp"].root + "/3.0"}},
+         "settings": {"api_key": mc_key, "base_url": (mc_root or FAKE["mailchimp"].root) + "/3.0"}},
         {"id": "ac", "provider": "activecampaign",
          "settings": {"api_key": ac_key, "api_url": FAKE["activecampaign"].root}},
         {"id": "kit", "provider": "convertkit",
          "settings": {"api_key": kit_key, "base_url": FAKE["convertkit"].root + "/v4"}},
     ]
-    return [i for i in all_ if i["id"] not in drop]
+    return [dict(i, **(limits or {})) for i in all_ if i["id"] not in drop]
 
 
 BUYER_SEGS = [
@@ -139,7 +140,7 @@ REFUND_SEGS = [
 ]
 
 
-def config(d, segs, **integ):
+def config(d, segs, more_accounts=(), **integ):
     cfg = {
         "listen": "127.0.0.1:%d" % d.port,
         "database": d.db,
@@ -147,7 +148,7 @@ def config(d, segs, **integ):
             {"id": "acme", "hottok": "env:LB_TEST_HOTTOK_A", "api_token": "env:LB_TEST_TOKEN_A",
              "integrations": integrations(**integ), "segmentations": list(segs)},
             {"id": "beta", "hottok": "file:%s/beta.hottok" % d.dir, "api_token": TOKEN_B},
-        ],
+        ] + list(more_accounts),
     }
     return "\n".join("%s = %s" % (k, lua(v)) for k, v in cfg.items()) + "\n"
 
@@ -558,7 +559,8 @@ def test_sighup_with_calls_in_flight_still_completes_every_job():
     emails = [new_email("hup") for _ in range(3)]
     eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
     wait_for("calls in flight at every fake", lambda: all(f.requests() for f in FAKE.values()), timeout=10, d=d)
-    reload(d, config(d, BUYER_SEGS))  # replaces every integration while its calls are out
+    # a changed limit replaces every integration while its calls are out
+    reload(d, config(d, BUYER_SEGS, limits={"concurrency": 8}))
     rows = wait_states(d, "event_id IN (%s)" % ",".join(map(str, eids)))
     assert len(rows) == 3 * 6
     for e in emails:
@@ -566,6 +568,68 @@ def test_sighup_with_calls_in_flight_still_completes_every_job():
         assert len(ac_contacts(e)) == 1 and len(ac_in_list(e)) == 1 and ac_tags(e) == ["customer"], e
         assert len(kit_subscribers(e)) == 1 and len(kit_in_form(e)) == 1 and kit_tags(e) == ["customer"], e
     assert d.proc.poll() is None
+
+
+def test_reload_that_leaves_an_integration_alone_sends_no_call_twice():
+    """A reload that only adds an account keeps mc's running instance: its calls in flight finish where
+    they are, none is aborted and sent again (a tag_add twice, a subscription twice)."""
+    fakes()
+    FAKE["mailchimp"].fault(delay_ms=3000, count=3)
+    d = start_daemon(BUYER_SEGS[:1])
+    emails = [new_email("keep") for _ in range(3)]
+    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
+    wait_for("three calls in flight", lambda: len(FAKE["mailchimp"].requests()) >= 3, timeout=10, d=d)
+    gamma = {"id": "gamma", "hottok": "hottok-gamma-0123456789abcdef", "api_token": "api-token-gamma-0123456789"}
+    t = int(time.time() * 1000)
+    reload(d, config(d, BUYER_SEGS[:1], more_accounts=[gamma]))
+    rows = wait_states(d, "event_id IN (%s)" % ",".join(map(str, eids)))
+    assert len(rows) == 3 * 2, rows
+    seen = deliveries("mailchimp", FAKE["mailchimp"].requests(), emails)
+    for e in emails:
+        assert [a for lead, a in seen if lead == e] == ["list_add", "tag_add"], (e, seen)
+    for j in rows:
+        att = attempts(d, j["id"])
+        assert [o for _, _, o, _ in att] == ["ok"], (j, att)
+        assert j["action"] != "list_add" or att[0][0] > t, (j, att, t)  # it was out when the SIGHUP came
+
+
+def mc_password(req):
+    cred = req["headers"].get("Authorization", "").partition(" ")[2]
+    return base64.b64decode(cred).decode().partition(":")[2]
+
+
+def test_reload_that_changes_a_setting_replaces_the_integration():
+    """A changed base_url, and then a secret rotated in its file (the config text unchanged: the resolved
+    value is what counts), each replace mc: its next calls go out with the new value."""
+    fakes()
+    other = FakeServer("mailchimp")
+    try:
+        d = Daemon()
+        DAEMONS.append(d)
+        key_file = os.path.join(d.dir, "mc.key")
+        with open(key_file, "w") as f:
+            f.write(MC_KEY + "\n")
+        write_config(d, config(d, BUYER_SEGS[:1], mc_key="file:" + key_file))
+        d.start()
+        first = new_email("first")
+        wait_states(d, "event_id = ?", post(d, event("PURCHASE_APPROVED", first)))
+        text = config(d, BUYER_SEGS[:1], mc_key="file:" + key_file, mc_root=other.root)
+        reload(d, text)
+        moved = new_email("moved")
+        wait_states(d, "event_id = ?", post(d, event("PURCHASE_APPROVED", moved)))
+        assert other.state()["lists"][MC_LIST]["members"][md5(moved)]["tags"] == ["customer"]
+        assert not [r for r in FAKE["mailchimp"].requests() if md5(moved) in r["path"]]
+        with open(key_file, "w") as f:
+            f.write("rotated-key-us21\n")
+        reload(d, text)
+        rotated = new_email("rotated")
+        post(d, event("PURCHASE_APPROVED", rotated))
+        sent = wait_for("a call for the lead after the rotation", lambda: [
+            r for r in other.requests() if md5(rotated) in r["path"]], timeout=10, d=d)
+        assert mc_password(sent[0]) == "rotated-key-us21", sent[0]["headers"]
+    finally:
+        retire_daemons()
+        other.stop()
 
 
 def test_sigterm_lets_calls_in_flight_finish_and_records_them():

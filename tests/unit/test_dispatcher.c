@@ -110,8 +110,15 @@ static double stepped_clock(clockid_t which, void *state)
 
 /* ---- the fake plugin -------------------------------------------------------------------- */
 
+/* One per init: a reload builds a second instance while the first has calls
+ * in flight, and destroying either must leave the other's calls alone. */
+typedef struct fake_inst {
+    tctx *t;
+} fake_inst;
+
 struct fake_op {
     tctx *t;
+    const fake_inst *inst;
     lb_call *call;
     lb_result res;
     bool twice, verify, second;
@@ -185,7 +192,10 @@ static int fake_init(const lb_core_api *api, const lb_settings *s, void **instan
     t->api = api;
     t->settings = s;
     api->secret(s, "token", t->token, sizeof t->token);
-    *instance = p;
+    fake_inst *fi = calloc(1, sizeof *fi);
+    ck_assert_ptr_nonnull(fi);
+    fi->t = t;
+    *instance = fi;
     return 0;
 }
 
@@ -306,7 +316,7 @@ static void get2_step(tctx *t, lb_call *call)
 
 static void fake_submit(void *instance, lb_call *call, const lb_job *job)
 {
-    tctx *t = instance;
+    tctx *t = ((fake_inst *)instance)->t;
     /* whatever the test: nothing runs on a broken integration */
     ck_assert(!lb_dispatcher_integration_broken(t->d, "acc", "int1", NULL));
     long long id = 0;
@@ -331,20 +341,23 @@ static void fake_submit(void *instance, lb_call *call, const lb_job *job)
         return;
     }
     fake_op *op = op_new(t, call, &r, strcmp(step, "hang") == 0 ? -1 : t->completion_ms);
+    op->inst = instance;
     op->twice = strcmp(step, "twice") == 0;
 }
 
 static void fake_verify(void *instance, lb_call *call)
 {
-    tctx *t = instance;
+    tctx *t = ((fake_inst *)instance)->t;
     t->verifies++;
     lb_result r = {.status = t->creds_ok ? LB_OK : LB_AUTH, .http_status = t->creds_ok ? 200 : 401};
-    op_new(t, call, &r, 1)->verify = true;
+    fake_op *op = op_new(t, call, &r, 1);
+    op->verify = true;
+    op->inst = instance;
 }
 
 static void fake_cancel(void *instance, lb_call *call)
 {
-    tctx *t = instance;
+    tctx *t = ((fake_inst *)instance)->t;
     for (fake_op *op = t->ops; op != NULL; op = op->next)
         if (op->call == call && !op->second) {
             t->cancels++;
@@ -357,9 +370,13 @@ static void fake_cancel(void *instance, lb_call *call)
 
 static void fake_destroy(void *instance)
 {
-    tctx *t = instance;
-    while (t->ops != NULL)
-        op_free(t, t->ops);
+    fake_inst *fi = instance;
+    for (fake_op *op = fi->t->ops, *next; op != NULL; op = next) {
+        next = op->next;
+        if (op->inst == fi)
+            op_free(fi->t, op);
+    }
+    free(fi);
 }
 
 static const lb_config_decl fake_config[] = {{"ctx", LB_CFG_REQUIRED, NULL, "the test context"},
@@ -980,6 +997,35 @@ START_TEST(replacing_an_integration_keeps_its_request_budget)
 }
 END_TEST
 
+/* A reload that leaves an integration's configuration alone keeps its
+ * instance: the call in flight completes on it, nothing is cancelled or
+ * submitted again. A changed one (its concurrency here) is replaced as
+ * before: the call is aborted and runs again on the new instance. */
+START_TEST(updating_an_unchanged_integration_keeps_its_calls)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    setup(&t, &o, 0);
+    t.completion_ms = 100;
+    add_integration(&t, 0, 0, 0);
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "ok"));
+    ck_assert(run_until(&t, subs_reached, 1, 3000));
+    ck_assert(lb_dispatcher_update_integration(t.d, make_integration(&t, 0, 0, 0)));
+    ck_assert(run_until_outs(&t, 1, 3000));
+    ck_assert_int_eq(t.per_job[1], 1);
+    ck_assert_int_eq(t.cancels, 0);
+    ck_assert_int_eq(outcome_of(&t, 1, 0)->o.new_state, LB_JOB_DONE);
+    lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "ok"));
+    ck_assert(run_until(&t, subs_reached, 2, 3000));
+    ck_assert(!lb_dispatcher_update_integration(t.d, make_integration(&t, 0, 0, 2)));
+    ck_assert(run_until_outs(&t, 2, 3000));
+    ck_assert_int_eq(t.cancels, 1);
+    ck_assert_int_eq(t.per_job[2], 2);
+    ck_assert_int_eq(outcome_of(&t, 2, 0)->o.new_state, LB_JOB_DONE);
+    teardown(&t);
+}
+END_TEST
+
 START_TEST(plugin_timeout_retries_and_cancels)
 {
     tctx t;
@@ -1176,6 +1222,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, auth_failures_break_then_a_probe_resumes);
     tcase_add_test(tc, replacing_a_broken_integration_probes_at_once);
     tcase_add_test(tc, replacing_an_integration_keeps_its_request_budget);
+    tcase_add_test(tc, updating_an_unchanged_integration_keeps_its_calls);
     tcase_add_test(tc, plugin_timeout_retries_and_cancels);
     tcase_add_test(tc, double_completion_is_ignored);
     tcase_add_test(tc, invalid_status_becomes_retry);

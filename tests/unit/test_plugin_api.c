@@ -453,6 +453,38 @@ START_TEST(settings_resolve_and_replace)
 }
 END_TEST
 
+/* What a reload compares to keep an integration running: a changed value or
+ * flag, or a secret whose reference now resolves to another value, differs;
+ * the order of the keys does not. */
+START_TEST(settings_equal)
+{
+    static const char *const ab[] = {"a", "1", "b", "2", NULL}, *const ba[] = {"b", "2", "a", "1", NULL};
+    static const char *const b3[] = {"a", "1", "b", "3", NULL}, *const a[] = {"a", "1", NULL};
+    lb_settings *s = settings_of(ab), *t = settings_of(ba), *u = settings_of(b3), *v = settings_of(a);
+    ck_assert(lb_settings_equal(s, t));
+    ck_assert(!lb_settings_equal(s, u));
+    ck_assert(!lb_settings_equal(s, v) && !lb_settings_equal(v, s));
+    ck_assert_int_eq(lb_settings_set(t, "b", "2", true), 0); /* the same value, now a secret */
+    ck_assert(!lb_settings_equal(s, t));
+    lb_error err;
+    setenv("LB_TEST_ROTATED", "key-before", 1);
+    ck_assert_int_eq(lb_settings_set(u, "b", "env:LB_TEST_ROTATED", true), 0);
+    ck_assert_int_eq(lb_settings_set(v, "b", "env:LB_TEST_ROTATED", true), 0);
+    ck_assert_int_eq(lb_settings_resolve_secrets(u, &err), 0);
+    ck_assert_int_eq(lb_settings_resolve_secrets(v, &err), 0);
+    ck_assert(lb_settings_equal(u, v));
+    ck_assert_int_eq(lb_settings_set(v, "b", "env:LB_TEST_ROTATED", true), 0);
+    setenv("LB_TEST_ROTATED", "key-after", 1);
+    ck_assert_int_eq(lb_settings_resolve_secrets(v, &err), 0);
+    ck_assert(!lb_settings_equal(u, v));
+    unsetenv("LB_TEST_ROTATED");
+    lb_settings_free(s);
+    lb_settings_free(t);
+    lb_settings_free(u);
+    lb_settings_free(v);
+}
+END_TEST
+
 START_TEST(redaction)
 {
     lb_settings *s = lb_settings_new("t");
@@ -543,6 +575,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, settings_defaults_and_secrets);
     tcase_add_test(tc, settings_refusals);
     tcase_add_test(tc, settings_resolve_and_replace);
+    tcase_add_test(tc, settings_equal);
     tcase_add_test(tc, redaction);
     tcase_add_test(tc, api_table_fill);
     tcase_add_test(tc, descriptor_checks);
