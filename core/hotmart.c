@@ -427,17 +427,12 @@ static int put_int(nz *z, const char *path, int64_t i, lb_error *err)
     return stored(lb_edoc_set_int(z->doc, path, i), path, err);
 }
 
-static int map_field(nz *z, const struct field_map *f, lb_error *err)
+/* Stores v (present, not null) as row f says. */
+static int map_value(nz *z, const struct field_map *f, const lb_jnode *v, lb_error *err)
 {
-    const lb_jnode *v;
-    if (lb_edoc_has(z->doc, f->dst))
-        return 0; /* an earlier, preferred source filled it */
-    int rc = cached_src(&z->src, z->root, f->src, &v, err);
-    if (rc <= 0)
-        return rc;
     lb_evalue out;
     struct value_buf buf;
-    rc = convert(f, v, &out, &buf, err);
+    int rc = convert(f, v, &out, &buf, err);
     if (rc <= 0)
         return rc;
     if (put(z, f->dst, &out, err) < 0)
@@ -450,6 +445,22 @@ static int map_field(nz *z, const struct field_map *f, lb_error *err)
     return put(z, raw, &verbatim, err);
 }
 
+/* Row f, its src looked up from the root (or from `at`, the node at the
+ * first at_len bytes of f->src, when there is one). */
+static int map_field_at(nz *z, const struct field_map *f, const lb_jnode *at, size_t at_len, lb_error *err)
+{
+    const lb_jnode *v;
+    if (lb_edoc_has(z->doc, f->dst))
+        return 0; /* an earlier, preferred source filled it */
+    int rc = at ? lb_jnget_node_at(at, f->src, at_len + 1, &v, err) : cached_src(&z->src, z->root, f->src, &v, err);
+    return rc <= 0 ? rc : map_value(z, f, v, err);
+}
+
+static int map_field(nz *z, const struct field_map *f, lb_error *err)
+{
+    return map_field_at(z, f, NULL, 0, err);
+}
+
 static int map_fields(nz *z, const struct field_map *rows, size_t n,
                       lb_error *err)
 {
@@ -459,9 +470,12 @@ static int map_fields(nz *z, const struct field_map *rows, size_t n,
     return 0;
 }
 
-/* Rows whose src is relative to the object at `base`. */
-static int map_under(nz *z, const char *base,
-                     const struct field_map *rows, size_t n, lb_error *err)
+/* Rows whose src is relative to the object at `base`: looked up from the
+ * root, or from `at` when the caller holds the node at base (an array
+ * element, which a lookup from the root would reach by walking the array
+ * again). */
+static int map_under_at(nz *z, const char *base, const lb_jnode *at,
+                        const struct field_map *rows, size_t n, lb_error *err)
 {
     char src[JPATH_LEN];
     size_t base_len = strlen(base);
@@ -475,10 +489,15 @@ static int map_under(nz *z, const char *base,
             return lb_fail(err, base, "is not a valid path");
         memcpy(src + base_len + 1, rows[i].src, rel + 1);
         struct field_map f = {rows[i].kind, src, rows[i].dst};
-        if (map_field(z, &f, err) < 0)
+        if (map_field_at(z, &f, at, base_len, err) < 0)
             return -1;
     }
     return 0;
+}
+
+static int map_under(nz *z, const char *base, const struct field_map *rows, size_t n, lb_error *err)
+{
+    return map_under_at(z, base, NULL, rows, n, err);
 }
 
 /* ---- the parts a row cannot express ----------------------------------- */
@@ -550,30 +569,65 @@ static int map_lead(nz *z, const char *base, lb_error *err)
     return map_phone(z, base, err);
 }
 
+/* One element of an array the adapter reads whole; `path` names it
+ * ("data.plans[3]") for errors. Returns -1 (error), 0 (go on) or 1 (stop). */
+typedef int element_fn(nz *z, const lb_jnode *el, const char *path, lb_error *err);
+
+/* Calls fn on each element of the array at `path`, in order, until it
+ * stops. Returns -1 (an error), 0 (no array: absent or null) or 1. The
+ * elements are walked sibling to sibling: looking each one up by index walks
+ * the list from its start every time, and 80,000 elements (within max_body)
+ * took 10 s of the event loop. */
+static int each_element(nz *z, const char *path, element_fn *fn, lb_error *err)
+{
+    const lb_jnode *list;
+    int rc = lb_jnget_node(z->root, path, &list, err);
+    if (rc <= 0)
+        return rc;
+    if (list->type != json_type_array)
+        return lb_fail(err, path, "must be an array");
+    size_t i = 0;
+    for (const lb_jnode *el = lb_jnode_first(list); el; el = lb_jnode_next(el), i++) {
+        char el_path[JPATH_LEN];
+        snprintf(el_path, sizeof el_path, "%s[%zu]", path, i);
+        if ((rc = fn(z, el, el_path, err)) != 0)
+            return rc < 0 ? -1 : 1;
+    }
+    return 1;
+}
+
+/* A member of an element, by its path under the element, with the typed
+ * check's conventions (null or absent: 0) and errors naming the full path. */
+static int element_member(const lb_jnode *el, const char *el_path, const char *key, char path[JPATH_LEN],
+                          const lb_jnode **v, lb_error *err)
+{
+    size_t off = strlen(el_path) + 1;
+    snprintf(path, JPATH_LEN, "%s.%s", el_path, key);
+    return lb_jnget_node_at(el, path, off, v, err);
+}
+
+/* The first affiliates[] element with a non-empty affiliate_code. */
+static int affiliate_found(nz *z, const lb_jnode *el, const char *el_path, lb_error *err)
+{
+    char path[JPATH_LEN];
+    const lb_jnode *v;
+    const char *code = "";
+    if (element_member(el, el_path, "affiliate_code", path, &v, err) < 0 ||
+        lb_jnval_string(v, path, &code, err) < 0)
+        return -1;
+    if (*code == '\0')
+        return 0;
+    return put_str(z, "purchase.affiliate_code", code, err) < 0 ? -1 : 1;
+}
+
 /* purchase.affiliate: whether data.affiliates[] names an affiliate. Hotmart
  * often sends one element with empty strings when there is none. */
 static int map_affiliates(nz *z, lb_error *err)
 {
-    const lb_jnode *list;
-    int rc = lb_jnget_node(z->root, "data.affiliates", &list, err);
+    int rc = each_element(z, "data.affiliates", affiliate_found, err);
     if (rc <= 0)
         return rc;
-    if (list->type != json_type_array)
-        return lb_fail(err, "data.affiliates", "must be an array");
-    const char *code = NULL;
-    size_t n = list->count;
-    for (size_t i = 0; i < n && code == NULL; i++) {
-        char path[JPATH_LEN];
-        const char *c = NULL;
-        snprintf(path, sizeof path, "data.affiliates[%zu].affiliate_code", i);
-        if (lb_jnget_string(z->root, path, &c, err) < 0)
-            return -1;
-        if (c != NULL && *c != '\0')
-            code = c;
-    }
-    if (code != NULL && put_str(z, "purchase.affiliate_code", code, err) < 0)
-        return -1;
-    return put_bool(z, "purchase.affiliate", code != NULL, err);
+    return put_bool(z, "purchase.affiliate", lb_edoc_has(z->doc, "purchase.affiliate_code"), err);
 }
 
 /* Rules about a subscription look under subscription.*, whatever the
@@ -587,27 +641,23 @@ static int map_purchase_extra(nz *z, lb_error *err)
     return put_int(z, "subscription.next_charge_at", lb_edoc_int(z->doc, "purchase.next_charge_at", 0), err);
 }
 
+/* The plans[] element with current = true, whose fields are read from it. */
+static int plan_if_current(nz *z, const lb_jnode *el, const char *el_path, lb_error *err)
+{
+    char path[JPATH_LEN];
+    const lb_jnode *v;
+    bool current = false;
+    if (element_member(el, el_path, "current", path, &v, err) < 0 || lb_jnval_bool(v, path, &current, err) < 0)
+        return -1;
+    if (!current)
+        return 0;
+    return map_under_at(z, el_path, el, plan_fields, N_ELEMS(plan_fields), err) < 0 ? -1 : 1;
+}
+
 /* SWITCH_PLAN lists the old and the new plan; current = true marks the new. */
 static int map_current_plan(nz *z, lb_error *err)
 {
-    const lb_jnode *plans;
-    int rc = lb_jnget_node(z->root, "data.plans", &plans, err);
-    if (rc <= 0)
-        return rc;
-    if (plans->type != json_type_array)
-        return lb_fail(err, "data.plans", "must be an array");
-    size_t n = plans->count;
-    for (size_t i = 0; i < n; i++) {
-        char base[40], path[JPATH_LEN]; /* "data.plans[" + 20 digits + "]" */
-        bool current = false;
-        snprintf(base, sizeof base, "data.plans[%zu]", i);
-        snprintf(path, sizeof path, "%s.current", base);
-        if (lb_jnget_bool(z->root, path, &current, err) < 0)
-            return -1;
-        if (current)
-            return map_under(z, base, plan_fields, N_ELEMS(plan_fields), err);
-    }
-    return 0;
+    return each_element(z, "data.plans", plan_if_current, err) < 0 ? -1 : 0;
 }
 
 /* Hotmart's "send test" button: canned product ids and name (spec 2); 1439

@@ -58,7 +58,9 @@ const lb_jnode *lb_jflat_parse(lb_jflat *f, const char *text, size_t len, size_t
 
 /* Child access. member: the value of key in an object (the last, if the key
  * repeats), NULL if absent or not an object. at: the i-th element of an
- * array, NULL past its end or if not an array. */
+ * array, NULL past its end or if not an array; it walks i siblings, so a
+ * loop over an array walks lb_jnode_first/lb_jnode_next instead (by index
+ * it is quadratic in the array's length). */
 const lb_jnode *lb_jnode_member(const lb_jnode *obj, const char *key, size_t key_len);
 const lb_jnode *lb_jnode_at(const lb_jnode *arr, size_t i);
 static inline const lb_jnode *lb_jnode_first(const lb_jnode *n) { return n->first ? n + n->first : NULL; }

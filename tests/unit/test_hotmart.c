@@ -1077,6 +1077,65 @@ START_TEST(switch_plan_current_plan)
 }
 END_TEST
 
+/* ---- arrays of any length ------------------------------------------------------- */
+
+/* A delivery of `event` whose data.<list> holds n - 1 copies of `filler` and
+ * then `last`, normalized as the daemon does (text, flat reader). */
+static void normalize_long_list(lb_event *ev, const char *event, const char *list, const char *filler,
+                                const char *last, size_t n)
+{
+    size_t cap = n * (strlen(filler) + 1) + strlen(last) + 256;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    char *p = text + sprintf(text, "{\"id\":\"long-%s\",\"event\":\"%s\",\"data\":{\"buyer\":{\"email\":\"a@b.c\"},"
+                                   "\"subscription\":{\"user\":{\"email\":\"a@b.c\"}},\"%s\":[",
+                             list, event, list);
+    for (size_t i = 0; i + 1 < n; i++)
+        p += sprintf(p, "%s,", filler);
+    p += sprintf(p, "%s]}}", last);
+    char why[160];
+    lb_error err = {{0}, {0}};
+    lb_jflat *f = lb_jflat_new();
+    ck_assert_ptr_nonnull(f);
+    const lb_jnode *root = lb_jflat_parse(f, text, (size_t)(p - text), 64, why, sizeof why);
+    ck_assert_msg(root != NULL, "%s", why);
+    ck_assert_uint_eq(lb_jnode_member(lb_jnode_member(root, "data", 4), list, strlen(list))->count, n);
+    int rc = lb_hotmart_normalize_flat(root, ev, &err);
+    ck_assert_msg(rc == 0, "normalize failed: %s: %s", err.field, err.message);
+    ck_assert_ptr_nonnull(lb_event_json(ev));
+    lb_jflat_free(f);
+    free(text);
+}
+
+/* 400,000 elements, the one that counts last. The list must be walked once:
+ * looking element i up by index walks i siblings, 8e10 steps in all here,
+ * minutes of CPU, so the quadratic walk fails by the tcase's timeout, while
+ * the linear one takes milliseconds even under the sanitizers or valgrind.
+ * (The daemon's max_body lets in about 80,000, which took 9.7 s.) */
+#define LONG_LIST 400000
+
+START_TEST(long_affiliates_list)
+{
+    lb_event ev;
+    normalize_long_list(&ev, "PURCHASE_APPROVED", "affiliates", "{}", "{\"affiliate_code\":\"LAST\"}", LONG_LIST);
+    BOOL(&ev, "purchase.affiliate", true);
+    STR(&ev, "purchase.affiliate_code", "LAST");
+    lb_event_clear(&ev);
+}
+END_TEST
+
+START_TEST(long_plans_list)
+{
+    lb_event ev;
+    normalize_long_list(&ev, "SWITCH_PLAN", "plans", "{\"current\":false}",
+                        "{\"id\":7,\"name\":\"New\",\"offer\":{\"key\":\"nk\"},\"current\":true}", LONG_LIST);
+    STR(&ev, "subscription.plan_id", "7");
+    STR(&ev, "subscription.plan_name", "New");
+    STR(&ev, "subscription.offer", "nk");
+    lb_event_clear(&ev);
+}
+END_TEST
+
 /* ---- bad input ----------------------------------------------------------------- */
 
 START_TEST(envelope_errors)
@@ -1655,6 +1714,12 @@ static Suite *make_suite(void)
     tcase_add_test(q, affiliates);
     tcase_add_test(q, switch_plan_current_plan);
     suite_add_tcase(s, q);
+
+    TCase *scale = tcase_create("long_lists");
+    tcase_set_timeout(scale, 20); /* see LONG_LIST */
+    tcase_add_test(scale, long_affiliates_list);
+    tcase_add_test(scale, long_plans_list);
+    suite_add_tcase(s, scale);
 
     TCase *bad = tcase_create("bad_input");
     tcase_add_test(bad, envelope_errors);
