@@ -289,15 +289,18 @@ static int scan_number(parser *P, bool *is_double)
 
 /* Integers as json-c reads them: int64, clamped at INT64_MIN below; above
  * INT64_MAX json-c keeps a uint64 (clamped at UINT64_MAX) whose int64 view
- * is INT64_MAX. */
+ * is INT64_MAX. Unlike json-c, a clamped value says so (overflow), so the
+ * typed checks refuse it rather than take a value that was never sent. */
 static void set_integer(lb_jnode *n)
 {
     errno = 0;
     if (n->str[0] == '-') {
         n->v.i = strtoll(n->str, NULL, 10);
+        n->overflow = errno == ERANGE;
         return;
     }
     unsigned long long u = strtoull(n->str, NULL, 10);
+    n->overflow = errno == ERANGE;
     if (u <= (unsigned long long)INT64_MAX) {
         n->v.i = (int64_t)u;
         return;

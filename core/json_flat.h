@@ -13,7 +13,8 @@
  * NaN, Infinity and -Infinity as numbers (the typed checks refuse them with
  * the field's name), and raw control characters inside strings. Duplicate
  * keys: the last one wins, as in json-c. Integers past the int64 range are
- * read as json-c reads them (clamped; see lb_jnode.big). */
+ * read as json-c reads them (clamped; see lb_jnode.big), and flagged when
+ * clamped (lb_jnode.overflow): their spelling keeps the exact digits. */
 #ifndef LB_JSON_FLAT_H
 #define LB_JSON_FLAT_H
 
@@ -41,6 +42,7 @@ typedef struct lb_jnode {
         double d;        /* double */
     } v;
     bool big;            /* int above INT64_MAX: json-c keeps it as uint64; u holds it */
+    bool overflow;       /* int below INT64_MIN or above UINT64_MAX: i or u is clamped, str exact */
     uint64_t u;
 } lb_jnode;
 

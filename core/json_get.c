@@ -198,6 +198,7 @@ typedef struct scalar {
     double d;            /* int or double */
     bool b;
     bool big;            /* int above INT64_MAX, kept as u */
+    bool clamped;        /* int: i or u is not what was sent (past int64 below, uint64 above) */
     uint64_t u;
 } scalar;
 
@@ -214,6 +215,9 @@ static scalar from_json(json_object *v)
         sc.d = json_object_get_double(v);
         sc.u = json_object_get_uint64(v);
         sc.big = sc.i == INT64_MAX && sc.u > (uint64_t)INT64_MAX;
+        /* json-c clamps without saying so: a value at either end of its
+         * range may be one that was past it, so it counts as clamped */
+        sc.clamped = sc.i == INT64_MIN || (sc.big && sc.u == UINT64_MAX);
         break;
     case json_type_double:
         sc.d = json_object_get_double(v);
@@ -236,8 +240,11 @@ static scalar from_node(const lb_jnode *n)
         sc.len = n->str_len;
         break;
     case json_type_int:
+        sc.s = n->str; /* the digits as sent */
+        sc.len = n->str_len;
         sc.i = n->v.i;
         sc.big = n->big;
+        sc.clamped = n->overflow;
         sc.u = n->u;
         sc.d = n->big ? (double)n->u : (double)n->v.i;
         break;
@@ -265,18 +272,32 @@ static int check_string(const scalar *v, const char *name, const char **out, lb_
     return 1;
 }
 
+/* An integer id as a string. An id names, it does not count: one past the
+ * 64-bit range keeps the digits sent, or two ids would share the clamped
+ * value (and the second be taken for a duplicate). json-c does not keep
+ * them: such an id must then come as a string. */
+static int check_int_id(const scalar *v, const char *name, char *buf, size_t cap, lb_error *err)
+{
+    if (v->clamped && v->s == NULL)
+        return lb_fail(err, name, "is out of range (send an id this long as a string)");
+    if (v->clamped) {
+        if (v->len >= cap)
+            return lb_fail(err, name, "is too long (at most %zu bytes)", cap - 1);
+        memcpy(buf, v->s, v->len + 1);
+    } else if (v->big) {
+        snprintf(buf, cap, "%llu", (unsigned long long)v->u);
+    } else {
+        snprintf(buf, cap, "%lld", (long long)v->i);
+    }
+    return 1;
+}
+
 static int check_id(const scalar *v, const char *name, char *buf, size_t cap, lb_error *err)
 {
     if (v->type == json_type_null)
         return 0;
-    if (v->type == json_type_int) {
-        /* json-c's spelling, right for ids past INT64_MAX (kept as uint64) too */
-        if (v->big)
-            snprintf(buf, cap, "%llu", (unsigned long long)v->u);
-        else
-            snprintf(buf, cap, "%lld", (long long)v->i);
-        return 1;
-    }
+    if (v->type == json_type_int)
+        return check_int_id(v, name, buf, cap, err);
     if (v->type != json_type_string)
         return lb_fail(err, name, "must be an integer or a string");
     const char *s = "";
@@ -290,27 +311,43 @@ static int check_id(const scalar *v, const char *name, char *buf, size_t cap, lb
     return 1;
 }
 
-/* An integral double within int64 range, as JSON writers that only have
- * doubles (JavaScript) may send 1768482362000 as 1.768482362e12. */
-static bool integral_double(double d, int64_t *out)
+enum int_view { INT_OK, INT_NOT_INTEGER, INT_OUT_OF_RANGE };
+
+/* v as an int64: an integer, or an integral double, as JSON writers that
+ * only have doubles (JavaScript) may send 1768482362000 as 1.768482362e12.
+ * Past the int64 range it is refused, never clamped: a clamped value is one
+ * nobody sent. */
+static enum int_view int_view(const scalar *v, int64_t *out)
 {
-    if (!isfinite(d) || d < -9.2e18 || d > 9.2e18 || d != (double)(int64_t)d)
-        return false;
-    *out = (int64_t)d;
-    return true;
+    static const double two_63 = 9223372036854775808.0; /* 2^63, exact */
+    if (v->type == json_type_int) {
+        if (v->clamped || v->big)
+            return INT_OUT_OF_RANGE;
+        *out = v->i;
+        return INT_OK;
+    }
+    if (v->type != json_type_double || !isfinite(v->d) || v->d != trunc(v->d))
+        return INT_NOT_INTEGER;
+    if (v->d < -two_63 || v->d >= two_63)
+        return INT_OUT_OF_RANGE;
+    *out = (int64_t)v->d;
+    return INT_OK;
 }
+
+static const char out_of_range[] = "is out of range (a 64-bit integer)";
 
 static int check_int(const scalar *v, const char *name, int64_t *out, lb_error *err)
 {
     if (v->type == json_type_null)
         return 0;
-    if (v->type == json_type_int) {
-        *out = v->i;
+    switch (int_view(v, out)) {
+    case INT_OK:
         return 1;
+    case INT_OUT_OF_RANGE:
+        return lb_fail(err, name, "%s", out_of_range);
+    default:
+        return lb_fail(err, name, "must be an integer");
     }
-    if (v->type == json_type_double && integral_double(v->d, out))
-        return 1;
-    return lb_fail(err, name, "must be an integer");
 }
 
 static int check_double(const scalar *v, const char *name, double *out, lb_error *err)
@@ -319,6 +356,8 @@ static int check_double(const scalar *v, const char *name, double *out, lb_error
         return 0;
     if (v->type != json_type_int && v->type != json_type_double)
         return lb_fail(err, name, "must be a number");
+    if (v->clamped) /* 99999999999999999999 would be stored as UINT64_MAX */
+        return lb_fail(err, name, "is out of range");
     if (!isfinite(v->d))
         return lb_fail(err, name, "must be a finite number");
     *out = v->d;
@@ -340,8 +379,10 @@ static int check_time(const scalar *v, const char *name, int64_t *out, lb_error 
     static const char why[] = "must be epoch milliseconds or an ISO-8601 date";
     if (v->type == json_type_null)
         return 0;
-    if (v->type == json_type_int || v->type == json_type_double)
-        return check_int(v, name, out, NULL) == 1 ? 1 : lb_fail(err, name, "%s", why);
+    if (v->type == json_type_int || v->type == json_type_double) {
+        enum int_view r = int_view(v, out);
+        return r == INT_OK ? 1 : lb_fail(err, name, "%s", r == INT_OUT_OF_RANGE ? out_of_range : why);
+    }
     const char *s = NULL;
     if (v->type != json_type_string || check_string(v, name, &s, NULL) < 0 || lb_time_parse(s, out) < 0)
         return lb_fail(err, name, "%s", why);

@@ -155,6 +155,45 @@ def test_wrong_types_are_400_naming_the_field():
     assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", "id")
 
 
+def test_integer_ids_past_64_bits_are_distinct_events():
+    """An integer id keeps its digits: these three were once clamped to one
+    key, and the later two answered as duplicates and not stored."""
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    digits = ["99999999999999999999", "18446744073709551616", "18446744073709551615"]
+    for d in digits:
+        doc["id"] = int(d)
+        r = D.post_hotmart(json.dumps(doc))
+        assert r.status == 200 and r.json()["duplicate"] is False, (d, r)
+        rows = stored("acme", d)
+        assert len(rows) == 1, (d, rows)
+        assert json.loads(rows[0][3])["id"] == d
+    doc["id"] = int(digits[0])
+    assert D.post_hotmart(json.dumps(doc)).json()["duplicate"] is True
+
+
+def test_integers_out_of_range_are_400_naming_the_field():
+    for path, value in [("creation_date", 99999999999999999999),
+                        ("data.purchase.payment.installments_number", 9223372036854775808),
+                        ("data.purchase.price.value", 99999999999999999999)]:
+        doc = json.loads(fixture("PURCHASE_APPROVED"))
+        doc["id"] = str(uuid.uuid4())
+        *parents, key = path.split(".")
+        obj = doc
+        for p in parents:
+            obj = obj[p]
+        obj[key] = value
+        err = assert_error(D.post_hotmart(json.dumps(doc)), 400, "invalid_event", path)
+        assert "out of range" in err["message"], err
+        assert stored("acme", doc["id"]) == []
+    for path, over in [("occurred_at", {"occurred_at": 99999999999999999999}),
+                       ("purchase.installments", {"purchase": {"installments": 99999999999999999999}}),
+                       ("purchase.price", {"purchase": {"price": 99999999999999999999}})]:
+        doc = api_event(**over)
+        err = assert_error(D.post_event(doc), 400, "invalid_event", path)
+        assert "out of range" in err["message"], err
+        assert stored("acme", doc["id"], source="api") == []
+
+
 def test_body_over_the_limit_is_413():
     doc = json.loads(fixture("PURCHASE_APPROVED"))
     doc["padding"] = "x" * (65 * 1024)

@@ -351,6 +351,53 @@ START_TEST(wrong_types_refused)
 }
 END_TEST
 
+/* Integers past their type are refused, not clamped. json-c clamps without
+ * saying so and drops the digits, so an id there must come as a string. */
+static const struct {
+    const char *path;
+    const char *value;
+} out_of_range[] = {
+    {"occurred_at", "99999999999999999999"},
+    {"occurred_at", "9223372036854775808"},
+    {"purchase.installments", "99999999999999999999"},
+    {"purchase.installments", "-99999999999999999999"},
+    {"purchase.installments", "18446744073709551615"},
+    {"purchase.installments", "1e19"},
+    {"purchase.price", "99999999999999999999"},
+    {"subscription.old_charge_day", "18446744073709551616"},
+    {"club.progress", "-99999999999999999999"},
+    {"product.id", "99999999999999999999"},
+    {"subscription.id", "-99999999999999999999"},
+};
+
+START_TEST(out_of_range_refused)
+{
+    lb_event ev;
+    lb_error err = {{0}, {0}};
+    json_object *root = minimal("purchase.approved");
+    set(root, out_of_range[_i].path, out_of_range[_i].value);
+    ck_assert_int_eq(lb_canonical_normalize(root, &ev, &err), -1);
+    json_object_put(root);
+    ck_assert_str_eq(err.field, out_of_range[_i].path);
+    ck_assert_msg(strstr(err.message, "out of range") != NULL, "%s", err.message);
+}
+END_TEST
+
+START_TEST(integers_in_range_kept)
+{
+    lb_event ev;
+    json_object *root = minimal("purchase.approved");
+    set(root, "purchase.installments", "9223372036854775807");
+    set(root, "product.id", "18446744073709551614");
+    set(root, "purchase.price", "18446744073709551614");
+    normalize_ok(root, &ev);
+    ck_assert_int_eq(int_at(&ev, "purchase.installments"), INT64_MAX);
+    STR(&ev, "product.id", "18446744073709551614");
+    ck_assert_str_eq(json_object_to_json_string(lb_jget(ev.doc, "purchase.price")), "18446744073709551614");
+    lb_event_clear(&ev);
+}
+END_TEST
+
 START_TEST(hostile_bodies)
 {
     normalize_fails(parse("[]"), "");
@@ -424,12 +471,14 @@ static Suite *make_suite(void)
     tcase_add_test(ok, server_fields_forced);
     tcase_add_test(ok, nulls_dropped);
     tcase_add_test(ok, event_owns_a_copy);
+    tcase_add_test(ok, integers_in_range_kept);
     suite_add_tcase(s, ok);
 
     TCase *bad = tcase_create("refused");
     tcase_add_test(bad, required_fields);
     tcase_add_test(bad, unknown_types_refused);
     tcase_add_loop_test(bad, wrong_types_refused, 0, (int)(sizeof wrong / sizeof wrong[0]));
+    tcase_add_loop_test(bad, out_of_range_refused, 0, (int)(sizeof out_of_range / sizeof out_of_range[0]));
     tcase_add_test(bad, hostile_bodies);
     tcase_add_test(bad, deep_nesting_refused);
     suite_add_tcase(s, bad);

@@ -92,6 +92,64 @@ static void normalize_fails(json_object *root, const char *field)
     assert_cleared(&ev);
 }
 
+/* The fixture `event` as text with the value at path written as `raw` (JSON
+ * text json-c would not keep as written: 99999999999999999999, 1.). */
+static char *fixture_text_with(const char *event, const char *path, const char *raw)
+{
+    static const char mark[] = "\"@raw@\"";
+    json_object *root = fixture(event);
+    set(root, path, mark);
+    const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    const char *at = strstr(text, mark);
+    ck_assert_ptr_nonnull(at);
+    size_t head = (size_t)(at - text), tail = strlen(at + strlen(mark));
+    char *out = malloc(head + strlen(raw) + tail + 1);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, text, head);
+    strcpy(out + head, raw);
+    strcat(out, at + strlen(mark));
+    json_object_put(root);
+    return out;
+}
+
+/* Normalizes text as the daemon does (the flat reader, no json-c tree in
+ * between); returns normalize's result, with ev and err filled. */
+static int normalize_flat_text(const char *text, lb_event *ev, lb_error *err)
+{
+    char why[160];
+    lb_jflat *f = lb_jflat_new();
+    ck_assert_ptr_nonnull(f);
+    const lb_jnode *root = lb_jflat_parse(f, text, strlen(text), 64, why, sizeof why);
+    ck_assert_msg(root != NULL, "%s: %s", why, text);
+    int rc = lb_hotmart_normalize_flat(root, ev, err);
+    if (rc == 0)
+        ck_assert_ptr_nonnull(lb_event_json(ev));
+    lb_jflat_free(f);
+    return rc;
+}
+
+/* The fixture with path = raw, through the flat reader: must normalize. */
+static void raw_ok(const char *event, const char *path, const char *raw, lb_event *ev)
+{
+    lb_error err = {{0}, {0}};
+    char *text = fixture_text_with(event, path, raw);
+    int rc = normalize_flat_text(text, ev, &err);
+    ck_assert_msg(rc == 0, "%s = %s refused: %s: %s", path, raw, err.field, err.message);
+    free(text);
+}
+
+/* ... must be refused, naming `field`, with a message containing `why`. */
+static void raw_fails(const char *event, const char *path, const char *raw, const char *field, const char *why)
+{
+    lb_event ev;
+    lb_error err = {{0}, {0}};
+    char *text = fixture_text_with(event, path, raw);
+    ck_assert_msg(normalize_flat_text(text, &ev, &err) == -1, "%s = %s accepted", path, raw);
+    ck_assert_str_eq(err.field, field);
+    ck_assert_msg(strstr(err.message, why) != NULL, "%s = %s: \"%s\" does not say %s", path, raw, err.message, why);
+    free(text);
+}
+
 /* Asserts the body hottok of root as the daemon reads it: from the text,
  * through the flat reader. want NULL: none. */
 static void body_hottok_is(json_object *root, const char *want)
@@ -1192,6 +1250,80 @@ START_TEST(integer_id_accepted)
 }
 END_TEST
 
+/* An id is a name: one past 64 bits keeps its digits, so two such ids are
+ * two events (json-c, and this reader before, clamped both to UINT64_MAX). */
+START_TEST(integer_ids_keep_their_digits)
+{
+    static const char *const ids[] = {
+        "99999999999999999999", "18446744073709551616", "18446744073709551615", "9223372036854775808",
+        "-9223372036854775809", "-9223372036854775808", "123456789012345678901234567890123456789012345678901234567890",
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        lb_event ev;
+        raw_ok("PURCHASE_APPROVED", "id", ids[i], &ev);
+        ck_assert_str_eq(ev.source_event_id, ids[i]);
+        lb_event_clear(&ev);
+        raw_ok("PURCHASE_APPROVED", "data.product.id", ids[i], &ev);
+        ck_assert_pstr_eq(ev.product_id, ids[i]);
+        lb_event_clear(&ev);
+    }
+    char long_id[LB_ID_MAX + 1]; /* the length limit of string ids holds for digits too */
+    memset(long_id, '9', LB_ID_MAX);
+    long_id[LB_ID_MAX] = '\0';
+    raw_fails("PURCHASE_APPROVED", "id", long_id, "id", "too long");
+    long_id[LB_ID_MAX - 1] = '\0';
+    lb_event ev;
+    raw_ok("PURCHASE_APPROVED", "id", long_id, &ev);
+    ck_assert_str_eq(ev.source_event_id, long_id);
+    lb_event_clear(&ev);
+}
+END_TEST
+
+/* Other integers past their type are refused, not clamped into a value
+ * nobody sent. */
+static const struct {
+    const char *event;
+    const char *path;
+    const char *raw;
+} out_of_range[] = {
+    {"PURCHASE_APPROVED", "creation_date", "99999999999999999999"},
+    {"PURCHASE_APPROVED", "creation_date", "9223372036854775808"},
+    {"PURCHASE_APPROVED", "creation_date", "-9223372036854775809"},
+    {"PURCHASE_APPROVED", "creation_date", "1e19"},
+    {"CLUB_FIRST_ACCESS", "creationDate", "18446744073709551616"},
+    {"PURCHASE_APPROVED", "data.purchase.payment.installments_number", "9223372036854775808"},
+    {"PURCHASE_APPROVED", "data.purchase.payment.installments_number", "-99999999999999999999"},
+    {"PURCHASE_APPROVED", "data.purchase.payment.installments_number", "1e300"},
+    {"PURCHASE_APPROVED", "data.purchase.recurrence_number", "18446744073709551615"},
+    {"PURCHASE_APPROVED", "data.purchase.price.value", "99999999999999999999"},
+    {"PURCHASE_APPROVED", "data.purchase.full_price.value", "-99999999999999999999"},
+    {"PURCHASE_APPROVED", "data.purchase.approved_date", "99999999999999999999"},
+    {"SUBSCRIPTION_CANCELLATION", "data.actual_recurrence_value", "18446744073709551616"},
+    {"UPDATE_SUBSCRIPTION_CHARGE_DATE", "data.subscription.new_charge_day", "99999999999999999999"},
+};
+
+START_TEST(out_of_range_integers_refused)
+{
+    raw_fails(out_of_range[_i].event, out_of_range[_i].path, out_of_range[_i].raw, out_of_range[_i].path,
+              "out of range");
+}
+END_TEST
+
+START_TEST(integers_at_the_ends_of_their_range)
+{
+    lb_event ev;
+    raw_ok("PURCHASE_APPROVED", "creation_date", "9223372036854775807", &ev);
+    ck_assert_int_eq(ev.occurred_at_ms, INT64_MAX);
+    lb_event_clear(&ev);
+    raw_ok("PURCHASE_APPROVED", "data.purchase.payment.installments_number", "-9223372036854775808", &ev);
+    ck_assert_int_eq(int_at(&ev, "purchase.installments"), INT64_MIN);
+    lb_event_clear(&ev);
+    raw_ok("PURCHASE_APPROVED", "data.purchase.price.value", "18446744073709551615", &ev); /* a double's worth */
+    ck_assert_str_eq(json_object_to_json_string(lb_jget(ev.doc, "purchase.price")), "18446744073709551615");
+    lb_event_clear(&ev);
+}
+END_TEST
+
 START_TEST(data_not_an_object)
 {
     static const char *const values[] = {"\"x\"", "[]", "42", "true"};
@@ -1724,6 +1856,9 @@ static Suite *make_suite(void)
     TCase *bad = tcase_create("bad_input");
     tcase_add_test(bad, envelope_errors);
     tcase_add_test(bad, integer_id_accepted);
+    tcase_add_test(bad, integer_ids_keep_their_digits);
+    tcase_add_loop_test(bad, out_of_range_integers_refused, 0, (int)(sizeof out_of_range / sizeof out_of_range[0]));
+    tcase_add_test(bad, integers_at_the_ends_of_their_range);
     tcase_add_test(bad, data_not_an_object);
     tcase_add_test(bad, bad_emails);
     tcase_add_test(bad, huge_email_refused);

@@ -82,7 +82,8 @@ END_TEST
 START_TEST(numbers_as_json_c_reads_them)
 {
     const lb_jnode *r = must_parse("[0, -0, 9223372036854775807, 9223372036854775808, 99999999999999999999,"
-                                   " -99999999999999999999, 1e3, 1.5E-2, -0.0, 2., NaN, Infinity, -Infinity]");
+                                   " -99999999999999999999, 1e3, 1.5E-2, -0.0, 2., NaN, Infinity, -Infinity,"
+                                   " -9223372036854775808, 18446744073709551615, 18446744073709551616]");
     ck_assert_int_eq(lb_jnode_at(r, 0)->v.i, 0);
     ck_assert_int_eq(lb_jnode_at(r, 1)->v.i, 0);
     ck_assert_int_eq(lb_jnode_at(r, 2)->v.i, INT64_MAX);
@@ -100,6 +101,18 @@ START_TEST(numbers_as_json_c_reads_them)
     ck_assert(isnan(lb_jnode_at(r, 10)->v.d));
     ck_assert(isinf(lb_jnode_at(r, 11)->v.d) && lb_jnode_at(r, 11)->v.d > 0);
     ck_assert(isinf(lb_jnode_at(r, 12)->v.d) && lb_jnode_at(r, 12)->v.d < 0);
+    /* clamped, as json-c does, but flagged, with the digits kept */
+    static const struct {
+        size_t at;
+        bool overflow;
+    } clamped[] = {{0, false}, {2, false}, {3, false}, {4, true}, {5, true}, {13, false}, {14, false}, {15, true}};
+    for (size_t i = 0; i < sizeof clamped / sizeof *clamped; i++)
+        ck_assert_msg(lb_jnode_at(r, clamped[i].at)->overflow == clamped[i].overflow, "element %zu", clamped[i].at);
+    ck_assert_int_eq(lb_jnode_at(r, 13)->v.i, INT64_MIN);
+    ck_assert_uint_eq(lb_jnode_at(r, 14)->u, UINT64_MAX);
+    ck_assert_uint_eq(lb_jnode_at(r, 15)->u, UINT64_MAX);
+    ck_assert_str_eq(lb_jnode_at(r, 4)->str, "99999999999999999999");
+    ck_assert_str_eq(lb_jnode_at(r, 5)->str, "-99999999999999999999");
 }
 END_TEST
 
