@@ -189,6 +189,22 @@ static int copy_array(json_object *v, const char *path, int depth, json_object *
     return 0;
 }
 
+/* json-c accepts NaN and Infinity, which nothing downstream would, and
+ * numbers JSON does not have ("1.", "-.5", "00.5", "1.e5"), whose spelling
+ * it keeps to write them back: stored, the document would not be JSON. */
+static int copy_double(json_object *v, const char *path, json_object **out, lb_error *err)
+{
+    if (!isfinite(json_object_get_double(v)))
+        return lb_fail(err, path, "must be a finite number");
+    size_t len;
+    const char *text = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
+    if (text == NULL)
+        return lb_fail(err, path, "out of memory");
+    if (!lb_json_number_valid(text, len))
+        return lb_fail(err, path, "is not a number as JSON writes it (RFC 8259): %.32s", text);
+    return json_object_deep_copy(v, out, NULL) == 0 ? 0 : lb_fail(err, path, "out of memory");
+}
+
 static int copy_value(json_object *v, const char *path, int depth, json_object **out, lb_error *err)
 {
     if (depth > MAX_DEPTH)
@@ -199,10 +215,7 @@ static int copy_value(json_object *v, const char *path, int depth, json_object *
     case json_type_array:
         return copy_array(v, path, depth, out, err);
     case json_type_double:
-        /* json-c accepts NaN and Infinity; nothing downstream would. */
-        if (!isfinite(json_object_get_double(v)))
-            return lb_fail(err, path, "must be a finite number");
-        break;
+        return copy_double(v, path, out, err);
     default:
         break;
     }

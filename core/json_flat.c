@@ -254,34 +254,44 @@ static bool literal(parser *P, const char *word)
     return true;
 }
 
-/* Skips the digits of a number's integer, fraction and exponent parts as
- * RFC 8259 spells them (but for an empty fraction); sets *is_double if it
- * had a fraction or exponent. */
+/* Skips one or more digits, or fails expecting `what`. */
+static int scan_digits(parser *P, const char *what)
+{
+    if (P->p >= P->end || !is_digit(*P->p))
+        return fail_at(P, what);
+    while (P->p < P->end && is_digit(*P->p))
+        P->p++;
+    return 0;
+}
+
+/* Skips a number's integer, fraction and exponent parts exactly as RFC 8259
+ * spells them; sets *is_double if it had a fraction or exponent. json-c also
+ * reads "1.", "1.e5" and "00" (even in its strict mode) and writes a
+ * double back as it was spelled, so taking them would let text that is not
+ * JSON into the stored document. */
 static int scan_number(parser *P, bool *is_double)
 {
     if (P->p < P->end && *P->p == '-')
         P->p++;
-    if (P->p < P->end && *P->p == '0')
+    if (P->p < P->end && *P->p == '0') {
         P->p++;
-    else if (P->p < P->end && is_digit(*P->p))
-        while (P->p < P->end && is_digit(*P->p))
-            P->p++;
-    else
-        return fail_at(P, "a digit");
-    if (P->p < P->end && *P->p == '.') { /* "1." too: json-c reads it, even in its strict mode */
+        if (P->p < P->end && is_digit(*P->p))
+            return fail_at(P, "no digit after a leading zero");
+    } else if (scan_digits(P, "a digit")) {
+        return -1;
+    }
+    if (P->p < P->end && *P->p == '.') {
         P->p++;
-        while (P->p < P->end && is_digit(*P->p))
-            P->p++;
+        if (scan_digits(P, "a digit after the decimal point"))
+            return -1;
         *is_double = true;
     }
     if (P->p < P->end && (*P->p == 'e' || *P->p == 'E')) {
         P->p++;
         if (P->p < P->end && (*P->p == '+' || *P->p == '-'))
             P->p++;
-        if (P->p >= P->end || !is_digit(*P->p))
-            return fail_at(P, "a digit in the exponent");
-        while (P->p < P->end && is_digit(*P->p))
-            P->p++;
+        if (scan_digits(P, "a digit in the exponent"))
+            return -1;
         *is_double = true;
     }
     return 0;
@@ -308,6 +318,14 @@ static void set_integer(lb_jnode *n)
     n->big = true;
     n->u = u;
     n->v.i = INT64_MAX;
+}
+
+bool lb_json_number_valid(const char *s, size_t len)
+{
+    char why[1];
+    bool is_double = false;
+    parser P = {.start = s, .p = s, .end = s + len, .why = why, .why_cap = sizeof why};
+    return len > 0 && scan_number(&P, &is_double) == 0 && P.p == P.end;
 }
 
 /* A number, or one of json-c's NaN, Infinity and -Infinity. */

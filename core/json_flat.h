@@ -8,8 +8,9 @@
  * through this; paths are looked up with json_get.h's conventions
  * (lb_jnode_get and the lb_jnode_* typed checks).
  *
- * The grammar is RFC 8259's, plus what json-c (which the rest of the server
- * still uses) also reads and Hotmart-side tools have been seen to send:
+ * The grammar is RFC 8259's (numbers exactly so: not the "1." or "00" that
+ * json-c takes), plus what json-c (which the rest of the server still uses)
+ * also reads and Hotmart-side tools have been seen to send:
  * NaN, Infinity and -Infinity as numbers (the typed checks refuse them with
  * the field's name), and raw control characters inside strings. Duplicate
  * keys: the last one wins, as in json-c. Integers past the int64 range are
@@ -65,6 +66,11 @@ const lb_jnode *lb_jflat_parse(lb_jflat *f, const char *text, size_t len, size_t
  * it is quadratic in the array's length). */
 const lb_jnode *lb_jnode_member(const lb_jnode *obj, const char *key, size_t key_len);
 const lb_jnode *lb_jnode_at(const lb_jnode *arr, size_t i);
+/* Whether s[0..len) is a number as RFC 8259 spells it ("1.5e3", not "1.",
+ * ".5", "01", "+1" nor NaN): what the reader takes as a number, less
+ * json-c's NaN and Infinity. */
+bool lb_json_number_valid(const char *s, size_t len);
+
 static inline const lb_jnode *lb_jnode_first(const lb_jnode *n) { return n->first ? n + n->first : NULL; }
 static inline const lb_jnode *lb_jnode_next(const lb_jnode *n) { return n->next ? n + n->next : NULL; }
 

@@ -300,6 +300,58 @@ def test_event_api_refuses_a_nul_that_would_hide_a_field():
     assert r.status == 200, r
 
 
+def strict_json(text):
+    """json.loads as RFC 8259 has it: NaN and Infinity refused too."""
+    def refuse(name):
+        raise ValueError("not JSON: " + name)
+    return json.loads(text, parse_constant=refuse)
+
+
+def with_number(body, spelling):
+    """body (JSON text) with its "@N@" written as the number spelling."""
+    assert body.count('"@N@"') == 1
+    return body.replace('"@N@"', spelling)
+
+
+def test_numbers_json_does_not_have_are_refused():
+    """1. and the like were stored as sent (json-c and the flat reader took
+    them), so the stored normalized text was not JSON."""
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["data"]["purchase"]["price"]["value"] = "@N@"
+    for spelling in ["1.", "-1.", "1.e5", "01", "-01", "00", "-.5", ".5", "+1", "1e", "0x10"]:
+        doc["id"] = str(uuid.uuid4())
+        assert_error(D.post_hotmart(with_number(json.dumps(doc), spelling)), 400, "malformed_json")
+        assert stored("acme", doc["id"]) == [], spelling
+    # json-c reads these; the API refuses them naming the field
+    for spelling in ["1.", "-1.", "1.e5", "-.5", "00.5"]:
+        for path, over in [("purchase.price", {"purchase": {"price": "@N@"}}), ("extra", {"extra": "@N@"}),
+                           ("rating.score", {"rating": {"score": "@N@"}})]:
+            doc = api_event(**over)
+            err = assert_error(D.post_event(with_number(json.dumps(doc), spelling)), 400, "invalid_event", path)
+            assert "RFC 8259" in err["message"], err
+            assert stored("acme", doc["id"], source="api") == [], spelling
+
+
+def test_stored_normalized_text_is_json():
+    doc = json.loads(fixture("PURCHASE_APPROVED"))
+    doc["data"]["purchase"]["price"]["value"] = "@N@"
+    for spelling, value in [("49.90", 49.9), ("1E+2", 100), ("-0.0", 0), ("2.5e-3", 0.0025), ("0", 0)]:
+        doc["id"] = str(uuid.uuid4())
+        r = D.post_hotmart(with_number(json.dumps(doc), spelling))
+        assert r.status == 200, (spelling, r)
+        norm = strict_json(stored("acme", doc["id"])[0][3])
+        assert norm["purchase"]["price"] == value, (spelling, norm["purchase"])
+        api = api_event(purchase={"price": "@N@"})
+        r = D.post_event(with_number(json.dumps(api), spelling))
+        assert r.status == 200, (spelling, r)
+        norm = strict_json(stored("acme", api["id"], source="api")[0][3])
+        assert norm["purchase"]["price"] == value, (spelling, norm["purchase"])
+    # every event this daemon stored, by every test so far: SQLite and Python agree it is JSON
+    assert D.query("SELECT count(*) FROM events WHERE NOT json_valid(normalized)")[0][0] == 0
+    for (text,) in D.query("SELECT normalized FROM events"):
+        strict_json(text)
+
+
 def test_accounts_are_isolated():
     shared_id = str(uuid.uuid4())
     body = with_id(fixture("PURCHASE_APPROVED"), shared_id)

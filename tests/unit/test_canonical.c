@@ -398,6 +398,45 @@ START_TEST(integers_in_range_kept)
 }
 END_TEST
 
+/* json-c reads numbers JSON does not have and writes them back as spelled:
+ * they are refused wherever they are, or the stored text would not be JSON. */
+static const char *const odd_numbers[] = {"1.", "-1.", "-.5", "00.5", "01.5", "1.e5", "-0.E1"};
+
+START_TEST(odd_number_spellings_refused)
+{
+    static const char *const paths[] = {"purchase.price", "rating.score", "extra", "extra.deeper"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        char body[256];
+        lb_event ev;
+        lb_error err = {{0}, {0}};
+        json_object *root = minimal("purchase.approved");
+        snprintf(body, sizeof body, "{\"v\":%s}", odd_numbers[_i]);
+        json_object *holder = parse(body), *v = NULL;
+        ck_assert_msg(json_object_object_get_ex(holder, "v", &v) && json_object_is_type(v, json_type_double),
+                      "json-c no longer reads %s", odd_numbers[_i]);
+        ck_assert_int_eq(lb_jset(root, paths[i], json_object_get(v), NULL), 0);
+        json_object_put(holder);
+        ck_assert_int_eq(lb_canonical_normalize(root, &ev, &err), -1);
+        json_object_put(root);
+        ck_assert_str_eq(err.field, paths[i]);
+        ck_assert_msg(strstr(err.message, "RFC 8259") != NULL, "%s", err.message);
+    }
+}
+END_TEST
+
+START_TEST(number_spellings_kept)
+{
+    lb_event ev;
+    json_object *root = parse("{\"id\":\"n\",\"type\":\"purchase.approved\",\"lead\":{\"email\":\"a@b.c\"},"
+                              "\"purchase\":{\"price\":49.90,\"full_price\":1E+2},\"extra\":[-0.0,2.5e-3]}");
+    normalize_ok(root, &ev);
+    ck_assert_str_eq(json_object_to_json_string_ext(lb_jget(ev.doc, "purchase"), JSON_C_TO_STRING_PLAIN),
+                     "{\"price\":49.90,\"full_price\":1E+2}");
+    ck_assert_str_eq(json_object_to_json_string_ext(lb_jget(ev.doc, "extra"), JSON_C_TO_STRING_PLAIN), "[-0.0,2.5e-3]");
+    lb_event_clear(&ev);
+}
+END_TEST
+
 START_TEST(hostile_bodies)
 {
     normalize_fails(parse("[]"), "");
@@ -472,6 +511,7 @@ static Suite *make_suite(void)
     tcase_add_test(ok, nulls_dropped);
     tcase_add_test(ok, event_owns_a_copy);
     tcase_add_test(ok, integers_in_range_kept);
+    tcase_add_test(ok, number_spellings_kept);
     suite_add_tcase(s, ok);
 
     TCase *bad = tcase_create("refused");
@@ -479,6 +519,7 @@ static Suite *make_suite(void)
     tcase_add_test(bad, unknown_types_refused);
     tcase_add_loop_test(bad, wrong_types_refused, 0, (int)(sizeof wrong / sizeof wrong[0]));
     tcase_add_loop_test(bad, out_of_range_refused, 0, (int)(sizeof out_of_range / sizeof out_of_range[0]));
+    tcase_add_loop_test(bad, odd_number_spellings_refused, 0, (int)(sizeof odd_numbers / sizeof *odd_numbers));
     tcase_add_test(bad, hostile_bodies);
     tcase_add_test(bad, deep_nesting_refused);
     suite_add_tcase(s, bad);
