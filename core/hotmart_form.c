@@ -156,6 +156,21 @@ static int parse_form(const char *body, size_t len, json_object **out, lb_error 
 
 /* ---- values -------------------------------------------------------------- */
 
+static bool is_decimal(const char *s, size_t n)
+{
+    return n > 0 && strspn(s, "0123456789") == n;
+}
+
+/* Digits, then optionally a point and digits: nothing else that strtod
+ * would also read ("0x10" as 16, "inf", "nan", "1e999", " 1", "+1"). */
+static bool plain_decimal(const char *s)
+{
+    const char *point = strchr(s, '.');
+    if (point == NULL)
+        return is_decimal(s, strlen(s));
+    return is_decimal(s, (size_t)(point - s)) && is_decimal(point + 1, strlen(point + 1));
+}
+
 /* "197.00", also "197,00" (a Brazilian decimal comma when there is no dot). */
 static json_object *parse_number(const char *s)
 {
@@ -166,6 +181,8 @@ static json_object *parse_number(const char *s)
     char *comma = strchr(buf, ',');
     if (comma != NULL && strchr(buf, '.') == NULL)
         *comma = '.';
+    if (!plain_decimal(buf))
+        return NULL;
     errno = 0;
     double d = strtod(buf, &end);
     if (end == buf || *end != '\0' || errno != 0 || !isfinite(d))

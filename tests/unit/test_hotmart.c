@@ -1740,6 +1740,36 @@ START_TEST(form_lenient_values)
 }
 END_TEST
 
+/* A price is a plain decimal (a comma for the point is read too); anything
+ * else strtod would take is left out, not read as hex, infinity or NaN. */
+static const struct {
+    const char *value; /* form-encoded */
+    double want;       /* < 0: left out */
+} form_prices[] = {
+    {"197.00", 197}, {"197%2C50", 197.5}, {"0", 0}, {"10", 10}, {"0.5", 0.5}, {"007.25", 7.25},
+    {"0x10", -1}, {"0X1p4", -1}, {"inf", -1}, {"INF", -1}, {"infinity", -1}, {"nan", -1}, {"NAN(1)", -1},
+    {"1e999", -1}, {"1e3", -1}, {"1E2", -1}, {"%201", -1}, {"1%20", -1}, {"%2B1", -1}, {"-1", -1},
+    {".5", -1}, {"5.", -1}, {"1.2.3", -1}, {"1.234%2C56", -1}, {"1%2C2%2C3", -1}, {"12abc", -1}, {"%C2%BD", -1},
+};
+
+START_TEST(form_prices_are_plain_decimals)
+{
+    char body[160];
+    lb_event ev;
+    snprintf(body, sizeof body, "status=approved&transaction=HP9&email=a%%40b.c&price=%s&full_price=%s",
+             form_prices[_i].value, form_prices[_i].value);
+    form_ok(body, &ev, NULL);
+    if (form_prices[_i].want < 0) {
+        ABSENT(&ev, "purchase.price");
+        ABSENT(&ev, "purchase.full_price");
+    } else {
+        NUM(&ev, "purchase.price", form_prices[_i].want);
+        NUM(&ev, "purchase.full_price", form_prices[_i].want);
+    }
+    lb_event_clear(&ev);
+}
+END_TEST
+
 START_TEST(form_parsing_edges)
 {
     lb_event ev;
@@ -1876,6 +1906,7 @@ static Suite *make_suite(void)
     tcase_add_test(form, form_percent_and_plus);
     tcase_add_test(form, form_required_fields);
     tcase_add_test(form, form_lenient_values);
+    tcase_add_loop_test(form, form_prices_are_plain_decimals, 0, (int)(sizeof form_prices / sizeof form_prices[0]));
     tcase_add_test(form, form_parsing_edges);
     tcase_add_test(form, form_too_many_fields);
     tcase_add_test(form, form_long_values);
