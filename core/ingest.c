@@ -544,6 +544,8 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
 {
     size_t tok_len;
     const char *tok = lb_http_request_header(req, "X-HOTMART-HOTTOK", &tok_len);
+    if (tok && tok_len == 0)
+        tok = NULL; /* an empty header (a proxy's blank template, say) says nothing: the body's hottok decides */
     const lb_account *acct = NULL;
     if (tok && !(acct = lb_account_by_hottok(ing->cfg, tok, tok_len))) {
         reply_unauthorized(ing, req, "/webhooks/hotmart", "wrong hottok");

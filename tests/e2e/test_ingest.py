@@ -106,6 +106,16 @@ def test_header_hottok_wins_over_body_hottok():
     assert len(stored("acme", doc["id"])) == 1 and len(stored("beta", doc["id"])) == 0
 
 
+def test_an_empty_hottok_header_leaves_it_to_the_body():
+    doc = json.loads(fixture("UPDATE_SUBSCRIPTION_CHARGE_DATE"))
+    doc["id"] = str(uuid.uuid4())
+    doc["hottok"] = HOTTOK_B
+    assert D.post_hotmart(json.dumps(doc), hottok="").status == 200
+    assert len(stored("beta", doc["id"])) == 1
+    del doc["hottok"]
+    assert_error(D.post_hotmart(json.dumps(doc), hottok=""), 401, "unauthorized")
+
+
 def test_missing_or_wrong_hottok_is_401():
     body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
     assert_error(D.post_hotmart(body, hottok=None), 401, "unauthorized")
