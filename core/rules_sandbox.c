@@ -14,8 +14,9 @@
  *   whose writes raise; so do reads of names the sandbox lacks (typos in a
  *   rule fail loudly instead of reading nil). The library tables are reached
  *   through read-only proxies, so no module can patch string.find for the
- *   others, and the string metatable is protected so getmetatable("") does
- *   not hand out the real string table.
+ *   others: pairs() over a proxy iterates the library without returning it,
+ *   and the string metatable is protected so getmetatable("") does not hand
+ *   out the real string table either.
  * - Code: text chunks only (binary chunks can crash the VM); no load,
  *   loadfile, dofile, require, collectgarbage, print, rawset, io, os,
  *   package, debug or coroutine. setmetatable refuses __gc, because a
@@ -180,11 +181,25 @@ static int ro_newindex(lua_State *L)
     return luaL_error(L, "attempt to modify a read-only table");
 }
 
-/* __pairs of a proxy: iterate the real table it stands for. */
+/* The iterator of a proxy's pairs: next over the real table (upvalue 1).
+ * The state argument (the proxy) is ignored and the real table is never
+ * returned: whoever holds it can rewrite the library for every rule, and
+ * through the string metatable for every string. */
+static int proxy_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1)) == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    return 2;
+}
+
+/* __pairs of a proxy: the iterator above (upvalue 1), the proxy, nil. */
 static int proxy_pairs(lua_State *L)
 {
-    lua_getglobal(L, "next"); /* the real globals: rules never see them */
     lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }
@@ -199,6 +214,7 @@ static void make_proxy(lua_State *L)
     lua_pushcfunction(L, ro_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushvalue(L, -3);
+    lua_pushcclosure(L, proxy_next, 1);
     lua_pushcclosure(L, proxy_pairs, 1);
     lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);

@@ -830,6 +830,10 @@ static const struct {
     {"return function() return rawget(string, 'upper') == nil and string.upper('a') == 'A' end", NULL, 1, NULL},
     {"return function() string.upper = nil return true end", NULL, -1, "read-only"},
     {"return function() lb.get = nil return true end", NULL, -1, "read-only"},
+    {"return function() local f, s, k = pairs(string) return s == string and k == nil end", NULL, 1, NULL},
+    {"return function() local n = 0 for k, v in pairs(lb) do if lb[k] ~= v then return false end n = n + 1 end"
+     " for k, v in pairs(string) do if string[k] ~= v then return false end n = n + 1 end return n > 10 end",
+     NULL, 1, NULL},
     {"return function() setmetatable(string, {}) return true end", NULL, -1, "protected metatable"},
     {"return function() setmetatable({}, { __gc = function() end }) return true end", NULL, -1, "__gc"},
     {"return function() return setmetatable({}, { __index = function() return 1 end }).x == 1 end", NULL, 1, NULL},
@@ -926,6 +930,35 @@ START_TEST(stale_view_refused)
     ck_assert_int_eq(eval("purchase_approved", NULL, NULL, NULL, src, "PURCHASE_APPROVED", &err), 1);
     ck_assert_int_eq(eval("purchase_approved", NULL, NULL, NULL, src, "PURCHASE_APPROVED", &err), -1);
     ck_assert_ptr_nonnull(strstr(err.message, "outside its evaluation"));
+}
+END_TEST
+
+/* A module file, even one no segmentation uses, cannot rewrite a library for
+ * the other rules: pairs() over a library proxy must not hand out the real
+ * table (which is also the string metatable's __index). */
+START_TEST(library_tables_cannot_be_rewritten)
+{
+    const char *evil =
+        "local patch = { [string] = 'upper', [lb] = 'contains', [math] = 'max', [table] = 'concat', [utf8] = 'char' }\n"
+        "for lib, name in pairs(patch) do\n"
+        "  pcall(function() local _, real = pairs(lib) real[name] = function() return 'XX' end end)\n"
+        "end\n"
+        "return { id = 'zz_evil', label = 'E', group = 'G', description = 'd', events = { 'purchase.approved' },\n"
+        "  carries = { 'payment' }, match = function() return true end }\n";
+    char dir[64];
+    make_rules_dir(dir, "triggers", "zz_evil.lua", evil);
+    lb_error err;
+    lb_rules *r = lb_rules_load(dir, NULL, NULL, &err);
+    ck_assert_msg(r != NULL, "%s: %s", err.field, err.message);
+    const char *probe = "return function() return string.upper('a') == 'A' and ('a'):upper() == 'A'"
+                        " and lb.contains({ 1 }, 1) == true and math.max(1, 2) == 2"
+                        " and table.concat({ 'a', 'b' }) == 'ab' and utf8.char(65) == 'A' end";
+    lb_rule_spec spec = {"t1", NULL, 0, NULL, NULL, NULL, probe};
+    json_object *ev = event_of("PURCHASE_APPROVED");
+    ck_assert_msg(lb_rules_match(r, &spec, ev, &err) == 1, "a library was rewritten: %s", err.message);
+    json_object_put(ev);
+    lb_rules_free(r);
+    rm_tree(dir);
 }
 END_TEST
 
@@ -1268,6 +1301,7 @@ static Suite *make_suite(void)
     tcase_add_loop_test(tc, sandbox_contains, 0, N(sandbox_rows));
     tcase_add_test(tc, event_unchanged_after_write_attempts);
     tcase_add_test(tc, stale_view_refused);
+    tcase_add_test(tc, library_tables_cannot_be_rewritten);
     tcase_add_test(tc, rules_do_not_share_globals);
     tcase_add_test(tc, failing_rule_disabled_after_n);
     tcase_add_test(tc, max_errors_limit_honoured);
