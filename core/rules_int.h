@@ -26,7 +26,7 @@ typedef struct lb_sandbox {
     /* CPU, counted by the hook */
     long insn, insn_budget, cpu_budget_us;
     struct timespec cpu_start;
-    bool timed_out;
+    bool clock_started, timed_out;
     /* evaluation window: views carry the generation they were made in and
      * die when it ends, so a view a rule stashed in an upvalue is inert */
     bool in_eval;
@@ -48,6 +48,10 @@ void lb_sb_begin(lb_sandbox *sb);
  * stack; otherwise nothing is, and msg holds the reason. */
 lb_outcome lb_sb_pcall(lb_sandbox *sb, int nargs, int nres, char *msg, size_t cap);
 const char *lb_outcome_name(lb_outcome o);
+/* Charges work a C function is about to do for the rule (units of about one
+ * VM instruction) to the instruction budget, and raises the budget breach,
+ * as the hook does, if it does not fit: the hook cannot stop a C loop. */
+void lb_sb_charge(lua_State *L, lua_Unsigned units);
 /* Calls f(ud, args...) protected, without budgets: for C code that builds
  * Lua values (any allocation may raise once the state is near its cap).
  * The nargs values on top are consumed. On error fills err (with field). */
@@ -58,6 +62,10 @@ void lb_view_open(lua_State *L);            /* registers the metatable */
 void lb_view_push(lua_State *L, json_object *obj); /* a view, or a scalar */
 void lb_view_push_params(lua_State *L, json_object *obj); /* "params are read-only" */
 void lb_helpers_push(lua_State *L);         /* the `lb` helper table */
+
+/* rules_clib.c: replaces, in the library table `name` on top of the stack,
+ * the functions whose work a rule controls by bounded versions. */
+void lb_clib_bound(lua_State *L, const char *name);
 
 static inline lb_sandbox *lb_sb_of(lua_State *L)
 {

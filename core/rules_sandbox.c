@@ -8,7 +8,9 @@
  *   evaluation's instruction count and thread CPU time with the budgets. On
  *   a breach it raises and re-arms itself with count 1, so a rule that
  *   catches the error with pcall gets it again at its next instruction and
- *   unwinds all the way out (the Redis / HAProxy technique).
+ *   unwinds all the way out (the Redis / HAProxy technique). The hook never
+ *   runs inside a C function, so the library loops a rule can stretch are
+ *   bounded before they start (rules_clib.c, lb_sb_charge).
  * - Globals: modules never see the real globals table. Each chunk gets its
  *   own empty _ENV whose reads fall back to one frozen sandbox table and
  *   whose writes raise; so do reads of names the sandbox lacks (typos in a
@@ -18,9 +20,11 @@
  *   and the string metatable is protected so getmetatable("") does not hand
  *   out the real string table either.
  * - Code: text chunks only (binary chunks can crash the VM); no load,
- *   loadfile, dofile, require, collectgarbage, print, rawset, io, os,
- *   package, debug or coroutine. setmetatable refuses __gc, because a
- *   finalizer would run outside any budget (at collection or lua_close). */
+ *   loadfile, dofile, require, collectgarbage, print, rawset, setmetatable,
+ *   io, os, package, debug or coroutine. Without setmetatable the only
+ *   metatables are the sandbox's own (views, proxies, strings): no rule can
+ *   make a C function such as `type` an __index or __len that a library loop
+ *   in C follows for ever, nor a finalizer that runs outside any budget. */
 #include "rules_int.h"
 
 #include <lauxlib.h>
@@ -35,7 +39,8 @@
 /* Base functions a rule may use. Left out on purpose: load, loadfile,
  * dofile, require (code loading), collectgarbage (GC control is ours), print
  * (no I/O), rawset (would write through a proxy's __newindex into the
- * shared library tables), and setmetatable (replaced below). */
+ * shared library tables), and setmetatable (see the header comment; no
+ * shipped rule uses it). */
 static const char *const lb_safe_base[] = {
     "assert", "error",   "getmetatable", "ipairs", "next",     "pairs",    "pcall",  "rawequal",
     "rawget", "rawlen",  "select",       "tonumber", "tostring", "type",    "xpcall", "_VERSION", NULL,
@@ -95,21 +100,38 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
     lb_sandbox *sb = lb_sb_of(L);
     if (!sb->timed_out) {
         sb->insn += LB_HOOK_EVERY;
-        if (sb->insn == LB_HOOK_EVERY) {
+        if (!sb->clock_started) {
             /* The clock starts at the first hook, not at lb_sb_begin: reading
              * the thread CPU clock is a system call, and the typical rule
              * finishes in far fewer than LB_HOOK_EVERY instructions, so it
              * never pays for it. What goes unmeasured is bounded by the
              * instruction budget (and is microseconds). */
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &sb->cpu_start);
+            sb->clock_started = true;
+            if (sb->insn <= sb->insn_budget)
+                return;
+        } else if (sb->insn <= sb->insn_budget && cpu_elapsed_us(sb) <= sb->cpu_budget_us) {
             return;
         }
-        if (sb->insn <= sb->insn_budget && cpu_elapsed_us(sb) <= sb->cpu_budget_us)
-            return;
         sb->timed_out = true;
     }
     /* Re-arm at every instruction: a pcall in the rule catches this error,
      * and the very next instruction it runs raises again. */
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "rule CPU budget exceeded");
+}
+
+void lb_sb_charge(lua_State *L, lua_Unsigned units)
+{
+    lb_sandbox *sb = lb_sb_of(L);
+    long left = sb->insn_budget - sb->insn;
+    if (!sb->timed_out && left >= 0 && units <= (lua_Unsigned)left) {
+        sb->insn += (long)units;
+        return;
+    }
+    /* The same breach as the hook's: the hook re-armed at count 1 keeps a
+     * pcall in the rule from carrying on. */
+    sb->timed_out = true;
     lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "rule CPU budget exceeded");
 }
@@ -121,6 +143,7 @@ void lb_sb_begin(lb_sandbox *sb)
     sb->eval_base = sb->used;
     sb->mem_hit = false;
     sb->timed_out = false;
+    sb->clock_started = false;
     sb->insn = 0;
 }
 
@@ -223,22 +246,6 @@ static void make_proxy(lua_State *L)
     lua_remove(L, -2);
 }
 
-/* setmetatable without finalizers (see the header comment). */
-static int safe_setmetatable(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    int t = lua_type(L, 2);
-    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    lua_pushliteral(L, "__gc");
-    if (t == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
-        return luaL_error(L, "__gc metamethods are not allowed in rules");
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-        return luaL_error(L, "cannot change a protected metatable");
-    lua_settop(L, 2);
-    lua_setmetatable(L, 1);
-    return 1;
-}
-
 /* string.rep checks its size before allocating, so a huge count fails at
  * once (as a memory-budget breach) instead of asking malloc for gigabytes. */
 static int safe_rep(lua_State *L)
@@ -271,6 +278,8 @@ static void add_lib(lua_State *L, const char *name, lua_CFunction open)
         lua_pushcclosure(L, safe_rep, 1);
         lua_setfield(L, -2, "rep");
     }
+    /* in the real table: strings reach it as their metatable's __index */
+    lb_clib_bound(L, name);
     make_proxy(L);
     lua_setfield(L, -2, name);
 }
@@ -309,8 +318,6 @@ static void build_sandbox(lua_State *L)
         lua_getglobal(L, lb_safe_base[i]);
         lua_setfield(L, -2, lb_safe_base[i]);
     }
-    lua_pushcfunction(L, safe_setmetatable);
-    lua_setfield(L, -2, "setmetatable");
     for (size_t i = 0; i < sizeof lb_safe_libs / sizeof lb_safe_libs[0]; i++)
         add_lib(L, lb_safe_libs[i].name, lb_safe_libs[i].open);
     lb_helpers_push(L);

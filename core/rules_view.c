@@ -203,14 +203,32 @@ static int helper_get(lua_State *L)
     return 1;
 }
 
+/* Pushes element i (1-based) of a table, raw, or of a view. */
+static void push_element(lua_State *L, const lb_view *v, lua_Integer i)
+{
+    if (v)
+        push_node(L, json_object_array_get_idx(v->obj, (size_t)i - 1), v->what);
+    else
+        lua_rawgeti(L, 1, i);
+}
+
 /* lb.contains(list, value): whether the array (table or view) holds value
- * (compared with rawequal: same type and value). */
+ * (compared with rawequal: same type and value) before its first nil, as
+ * ipairs sees it. The loop runs in C, where the CPU hook cannot stop it, so
+ * it reads raw and no further than the array's real length (a table's
+ * rawlen, a JSON array's size), and charges that length first. */
 static int helper_contains(lua_State *L)
 {
     luaL_argexpected(L, indexable(L, 1), 1, "table or view");
     luaL_checkany(L, 2);
-    for (lua_Integer i = 1;; i++) {
-        if (lua_geti(L, 1, i) == LUA_TNIL)
+    const lb_view *v = lua_type(L, 1) == LUA_TUSERDATA ? check_view(L, 1) : NULL;
+    lua_Integer n = !v ? (lua_Integer)lua_rawlen(L, 1)
+                    : json_object_is_type(v->obj, json_type_array) ? (lua_Integer)json_object_array_length(v->obj)
+                                                                    : 0;
+    lb_sb_charge(L, (lua_Unsigned)n);
+    for (lua_Integer i = 1; i <= n; i++) {
+        push_element(L, v, i);
+        if (lua_isnil(L, -1))
             break;
         bool eq = lua_rawequal(L, -1, 2);
         lua_pop(L, 1);
