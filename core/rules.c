@@ -15,6 +15,7 @@ void lb_rules_limits_default(lb_rules_limits *l)
 {
     l->mem_total = (size_t)32 * 1024 * 1024;
     l->mem_per_eval = (size_t)4 * 1024 * 1024;
+    l->mem_per_module = l->mem_total / 8;
     l->cpu_budget_us = 10000;
     /* A real rule runs tens of instructions; this is ~20-50 ms of VM time,
      * a backstop for when the CPU clock is coarse. */
@@ -33,6 +34,8 @@ static void limits_fill(lb_rules_limits *out, const lb_rules_limits *in)
         out->mem_total = in->mem_total;
     if (in->mem_per_eval)
         out->mem_per_eval = in->mem_per_eval;
+    /* an eighth of the set unless given: one module may not starve seven */
+    out->mem_per_module = in->mem_per_module ? in->mem_per_module : out->mem_total / 8;
     if (in->cpu_budget_us)
         out->cpu_budget_us = in->cpu_budget_us;
     if (in->insn_budget)
@@ -136,6 +139,7 @@ static json_object *module_stats(const lb_module *m)
     json_object_object_add(o, "errors", json_object_new_int64((int64_t)m->errors));
     json_object_object_add(o, "consecutive_errors", json_object_new_int64(m->consecutive));
     json_object_object_add(o, "disabled", json_object_new_boolean(m->disabled));
+    json_object_object_add(o, "memory_bytes", json_object_new_int64((int64_t)m->mem));
     if (m->last_error[0])
         json_object_object_add(o, "last_error", json_object_new_string(m->last_error));
     return o;
@@ -224,16 +228,58 @@ static int check_tramp(lua_State *L)
     return 0;
 }
 
+/* Switches m off until the next load, once. */
+static void disable(lb_module *m, const char *why)
+{
+    if (m->disabled)
+        return;
+    m->disabled = true;
+    lb_log(LB_LOG_WARN, why, "kind", kind_name(m->kind), "id", m->id, "last_error", m->last_error, NULL);
+}
+
+/* Memory a module keeps is its own: every block its code allocates counts
+ * against it until freed (sb_alloc), whichever module's evaluation the GC
+ * frees it in. Past mem_per_module, counted after a full collection so that
+ * garbage does not count, the module is disabled at once and its functions
+ * are released, so what it kept goes back to the set instead of starving
+ * the other modules until they fail in its place. The collection runs only
+ * when the count passes the bound, which garbage alone rarely makes it do. */
+static lb_outcome check_kept(lb_rules *r, lb_module *m, lb_outcome out, char *msg, size_t cap)
+{
+    if (m->mem <= r->lim.mem_per_module)
+        return out;
+    lua_gc(r->sb.L, LUA_GCCOLLECT);
+    if (m->mem <= r->lim.mem_per_module)
+        return out;
+    snprintf(msg, cap, "keeps %zu KiB allocated between evaluations, more than mem_per_module (%zu KiB)",
+             (m->mem + 1023) / 1024, r->lim.mem_per_module / 1024);
+    snprintf(m->last_error, sizeof m->last_error, "nomem: %.180s", msg);
+    disable(m, "rule disabled for the memory it keeps");
+    luaL_unref(r->sb.L, LUA_REGISTRYINDEX, m->fn_ref);
+    luaL_unref(r->sb.L, LUA_REGISTRYINDEX, m->check_ref);
+    m->fn_ref = m->check_ref = LUA_NOREF;
+    lua_gc(r->sb.L, LUA_GCCOLLECT);
+    return LB_OUT_NOMEM;
+}
+
+/* Runs tramp under the budgets with what it allocates counted against c->m,
+ * then checks what c->m keeps. */
 static lb_outcome run(lb_rules *r, lua_CFunction tramp, struct call_ctx *c, char *msg, size_t cap)
 {
     lb_sb_begin(&r->sb);
+    r->sb.owner = &c->m->mem;
     lua_pushcfunction(r->sb.L, tramp);
     lua_pushlightuserdata(r->sb.L, c);
-    return lb_sb_pcall(&r->sb, 1, 0, msg, cap);
+    lb_outcome out = lb_sb_pcall(&r->sb, 1, 0, msg, cap);
+    r->sb.owner = NULL;
+    return check_kept(r, c->m, out, msg, cap);
 }
 
 /* Counts the outcome against the module; disables it after max_errors
- * consecutive failures (until the next load). */
+ * consecutive failures (until the next load). A nomem the set's total
+ * refused while the module's own mem_per_eval had room is counted but is
+ * not the module's fault: the state was full before it ran (check_kept
+ * finds who keeps the memory), so it does not add to the streak. */
 static void account(lb_rules *r, lb_module *m, lb_outcome out, const char *msg)
 {
     m->evals++;
@@ -242,13 +288,11 @@ static void account(lb_rules *r, lb_module *m, lb_outcome out, const char *msg)
         return;
     }
     m->errors++;
-    m->consecutive++;
+    if (!(out == LB_OUT_NOMEM && r->sb.mem_full))
+        m->consecutive++;
     snprintf(m->last_error, sizeof m->last_error, "%s: %.180s", lb_outcome_name(out), msg);
-    if (m->consecutive >= r->lim.max_errors && !m->disabled) {
-        m->disabled = true;
-        lb_log(LB_LOG_WARN, "rule disabled after consecutive errors", "kind", kind_name(m->kind), "id", m->id,
-               "last_error", m->last_error, NULL);
-    }
+    if (m->consecutive >= r->lim.max_errors)
+        disable(m, "rule disabled after consecutive errors");
 }
 
 static int eval_module(lb_rules *r, lb_module *m, json_object *event, json_object *params, lb_error *err)
@@ -256,8 +300,7 @@ static int eval_module(lb_rules *r, lb_module *m, json_object *event, json_objec
     char field[96]; /* made only for an error: a snprintf per module run was 4 % of an evaluation */
     if (m->disabled) {
         snprintf(field, sizeof field, "rule:%s", m->id);
-        return lb_fail(err, field, "disabled: switched off after %u consecutive errors (last %s)", m->consecutive,
-                       m->last_error);
+        return lb_fail(err, field, "disabled: switched off until the next load (last %s)", m->last_error);
     }
     struct call_ctx c = {m, event, params, 0, ""};
     char msg[240];

@@ -29,6 +29,9 @@ typedef struct lb_rules lb_rules;
 typedef struct lb_rules_limits {
     size_t mem_total;        /* bytes the whole Lua state may hold [32 MiB] */
     size_t mem_per_eval;     /* growth allowed during one evaluation [4 MiB] */
+    size_t mem_per_module;   /* memory a module's code may keep allocated between
+                                evaluations; past it the module is disabled
+                                [mem_total / 8: 4 MiB] */
     long cpu_budget_us;      /* thread CPU time per evaluation [10000 = 10 ms] */
     long insn_budget;        /* Lua VM instructions per evaluation [5,000,000] */
     unsigned max_errors;     /* consecutive errors that disable a module [5] */
@@ -117,7 +120,9 @@ int lb_rules_match(lb_rules *r, const lb_rule_spec *spec, json_object *event, lb
 
 /* Per-module counters (a new reference):
  * {"memory_bytes":N, "modules":[{"kind":"trigger"|"condition"|"custom","id",
- *   "evaluations","errors","consecutive_errors","disabled","last_error"?}]} */
+ *   "evaluations","errors","consecutive_errors","disabled","memory_bytes",
+ *   "last_error"?}]}; a module's memory_bytes is what its code allocated and
+ * is still allocated (what it keeps, plus garbage not yet collected). */
 json_object *lb_rules_stats(lb_rules *r);
 
 /* The disabled modules (a new reference): [{"kind","id","last_error"}]. */

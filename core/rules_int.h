@@ -23,6 +23,8 @@ typedef struct lb_sandbox {
     /* memory, counted by the allocator */
     size_t used, cap_total, cap_eval, eval_base;
     bool mem_hit;        /* a request was refused during this evaluation */
+    bool mem_full;       /* ... by mem_total, with room left in mem_per_eval */
+    size_t *owner;       /* what blocks allocated now count against, or NULL */
     /* CPU, counted by the hook */
     long insn, insn_budget, cpu_budget_us;
     struct timespec cpu_start;
@@ -102,6 +104,8 @@ typedef struct lb_module {
     int check_ref;      /* optional cross-param check, or LUA_NOREF */
     json_object *info;  /* catalogue entry */
     char *key;          /* custom rules: cache key ("file:x.lua" or the source) */
+    size_t mem;         /* bytes its code allocated that are still allocated
+                           (what it keeps, plus garbage not yet collected) */
     unsigned long evals, errors;
     unsigned consecutive;
     bool disabled;

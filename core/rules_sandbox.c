@@ -3,7 +3,9 @@
  * - Memory: a counting allocator refuses to let the state pass mem_total,
  *   and during an evaluation to grow more than mem_per_eval past where the
  *   evaluation started (Lua runs an emergency collection before it gives
- *   up, so garbage does not count for long).
+ *   up, so garbage does not count for long). Every block also records the
+ *   module whose code allocated it (sb->owner), so rules.c knows what each
+ *   module keeps and which one to blame when the state fills up.
  * - CPU: a count hook every LB_HOOK_EVERY instructions compares the
  *   evaluation's instruction count and thread CPU time with the budgets. On
  *   a breach it raises and re-arms itself with count 1, so a rule that
@@ -30,11 +32,17 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LB_HOOK_EVERY 1000
+
+/* Each block starts with its owner (the counter of the module whose code
+ * allocated it, or NULL for the set's own memory: module loads, views made
+ * by C), padded so that what Lua gets keeps malloc's alignment. */
+#define LB_BLOCK_HEAD (((sizeof(size_t *) - 1) / _Alignof(max_align_t) + 1) * _Alignof(max_align_t))
 
 /* Base functions a rule may use. Left out on purpose: load, loadfile,
  * dofile, require (code loading), collectgarbage (GC control is ours), print
@@ -61,30 +69,52 @@ static const struct {
 
 /* ---- budgets --------------------------------------------------------------- */
 
+/* Whether the state may grow by `grow` bytes. A refusal during an
+ * evaluation is noted, and so is whether the set's total was the limit that
+ * refused it although the evaluation's own allowance had room: then the
+ * state was full before the evaluation could use its mem_per_eval. */
+static bool sb_room(lb_sandbox *sb, size_t grow)
+{
+    size_t own = sb->in_eval ? sb->eval_base + sb->cap_eval : SIZE_MAX;
+    size_t limit = own < sb->cap_total ? own : sb->cap_total;
+    if (sb->used < limit && grow <= limit - sb->used)
+        return true;
+    if (sb->in_eval) {
+        sb->mem_hit = true;
+        sb->mem_full = sb->mem_full || (sb->used < own && grow <= own - sb->used);
+    }
+    return false; /* Lua collects, retries once, then raises LUA_ERRMEM */
+}
+
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lb_sandbox *sb = ud;
     size_t old = ptr ? osize : 0; /* for a new block, osize is a type tag */
+    char *head = ptr ? (char *)ptr - LB_BLOCK_HEAD : NULL;
+    size_t *owner = head ? *(size_t **)head : NULL;
     if (nsize == 0) {
-        free(ptr);
+        if (owner)
+            *owner -= old;
+        free(head);
         sb->used -= old;
         return NULL;
     }
-    if (nsize > old) {
-        size_t limit = sb->cap_total;
-        if (sb->in_eval && sb->eval_base + sb->cap_eval < limit)
-            limit = sb->eval_base + sb->cap_eval;
-        if (sb->used >= limit || nsize - old > limit - sb->used) {
-            if (sb->in_eval)
-                sb->mem_hit = true;
-            return NULL; /* Lua collects, retries once, then raises LUA_ERRMEM */
-        }
-    }
-    void *block = realloc(ptr, nsize);
+    if (nsize > old && !sb_room(sb, nsize - old))
+        return NULL;
+    char *block = realloc(head, LB_BLOCK_HEAD + nsize);
     if (!block)
         return NULL; /* shrinking never reaches here with NULL on glibc */
+    /* A block belongs to the module that made it or last grew it; one that
+     * shrinks (the GC trims stacks and the string table) keeps its owner. */
+    if (owner)
+        *owner -= old;
+    if (nsize > old)
+        owner = sb->owner;
+    if (owner)
+        *owner += nsize;
+    *(size_t **)block = owner;
     sb->used = sb->used - old + nsize;
-    return block;
+    return block + LB_BLOCK_HEAD;
 }
 
 static long cpu_elapsed_us(const lb_sandbox *sb)
@@ -141,7 +171,7 @@ void lb_sb_begin(lb_sandbox *sb)
     sb->gen++;
     sb->in_eval = true;
     sb->eval_base = sb->used;
-    sb->mem_hit = false;
+    sb->mem_hit = sb->mem_full = false;
     sb->timed_out = false;
     sb->clock_started = false;
     sb->insn = 0;
@@ -189,6 +219,9 @@ lb_outcome lb_sb_pcall(lb_sandbox *sb, int nargs, int nres, char *msg, size_t ca
     if (out == LB_OUT_TIMEOUT)
         snprintf(msg, cap, "CPU budget exceeded (%ld ms or %ld instructions)", sb->cpu_budget_us / 1000,
                  sb->insn_budget);
+    else if (out == LB_OUT_NOMEM && sb->mem_full)
+        snprintf(msg, cap, "the rule set's %zu KiB were full before this rule could use its %zu KiB per evaluation",
+                 sb->cap_total / 1024, sb->cap_eval / 1024);
     else if (out == LB_OUT_NOMEM)
         snprintf(msg, cap, "memory budget exceeded (%zu KiB per evaluation, %zu KiB per rule set)",
                  sb->cap_eval / 1024, sb->cap_total / 1024);

@@ -1151,7 +1151,8 @@ START_TEST(table_growth_bomb_hits_memory_cap)
 }
 END_TEST
 
-/* Memory a rule keeps between evaluations counts against the set's cap. */
+/* Memory a rule keeps between evaluations counts against the set's cap (the
+ * module's own bound is lifted here: kept_memory_* test that one). */
 START_TEST(total_memory_cap_honoured)
 {
     lb_rules_limits lim = {0};
@@ -1160,6 +1161,7 @@ START_TEST(total_memory_cap_honoured)
     ck_assert_ptr_null(lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err));
     ck_assert_ptr_nonnull(strstr(err.message, "memory"));
     lim.mem_total = 4 * 1024 * 1024;
+    lim.mem_per_module = lim.mem_total;
     lb_rules *r = lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err);
     ck_assert_msg(r != NULL, "%s", err.message);
     const char *hoard = "local keep = {}\nreturn function()\n"
@@ -1173,6 +1175,106 @@ START_TEST(total_memory_cap_honoured)
     ck_assert(json_object_object_get_ex(stats, "memory_bytes", &mem));
     ck_assert_int_le(json_object_get_int64(mem), 4 * 1024 * 1024);
     json_object_put(stats);
+    lb_rules_free(r);
+}
+END_TEST
+
+/* The reviewer's hoarder: a custom rule that keeps strings in an upvalue and
+ * halves their size after each failure (it halves first, in case the
+ * evaluation fails), so it fills the set to the byte. */
+static const char *const hoarder = "local keep, size = {}, 1 << 20\n"
+                                   "return function()\n"
+                                   "  local want = size\n"
+                                   "  size = want // 2\n"
+                                   "  if want >= 8 then keep[#keep + 1] = string.rep('x', want) end\n"
+                                   "  size = want\n"
+                                   "  return true end";
+
+static json_object *module_of(lb_rules *r, const char *id_prefix)
+{
+    json_object *stats = lb_rules_stats(r), *mods = NULL, *found = NULL;
+    json_object_object_get_ex(stats, "modules", &mods);
+    for (size_t i = 0; i < json_object_array_length(mods) && !found; i++) {
+        json_object *m = json_object_array_get_idx(mods, i);
+        if (strncmp(str_of(m, "id"), id_prefix, strlen(id_prefix)) == 0)
+            found = json_object_get(m);
+    }
+    json_object_put(stats);
+    ck_assert_msg(found != NULL, "no module %s", id_prefix);
+    return found;
+}
+
+static int64_t int_of(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+    return json_object_get_int64(v);
+}
+
+/* Runs the hoarder, then an innocent trigger + condition, `rounds` times;
+ * returns how many innocent evaluations failed (the last error in err). */
+static int hoard_rounds(lb_rules *r, int rounds, lb_error *err)
+{
+    const char *conds[1] = {"payment_method"};
+    json_object *cps[1] = {parse("{\"in\":[\"CREDIT_CARD\"]}")};
+    lb_rule_spec innocent = {"purchase_approved", NULL, 1, conds, cps, NULL, NULL};
+    json_object *ev = fixture("PURCHASE_APPROVED");
+    int failed = 0;
+    for (int i = 0; i < rounds; i++) {
+        lb_error ignored;
+        match_custom(r, hoarder, "PURCHASE_APPROVED", &ignored);
+        failed += lb_rules_match(r, &innocent, ev, err) != 1;
+    }
+    json_object_put(ev);
+    json_object_put(cps[0]);
+    return failed;
+}
+
+/* What a module keeps counts against it: past mem_per_module (an eighth of
+ * the set by default) it is disabled and what it kept is released, and the
+ * modules that run after it never notice. */
+START_TEST(kept_memory_disables_the_keeper)
+{
+    lb_error err = {{0}, {0}};
+    ck_assert_msg(hoard_rounds(rules, 80, &err) == 0, "an innocent evaluation failed: %s", err.message);
+    json_object *disabled = lb_rules_disabled(rules);
+    ck_assert_int_eq(json_object_array_length(disabled), 1);
+    json_object *d = json_object_array_get_idx(disabled, 0);
+    ck_assert_str_eq(str_of(d, "kind"), "custom");
+    ck_assert_ptr_nonnull(strstr(str_of(d, "last_error"), "nomem: keeps"));
+    json_object_put(disabled);
+    json_object *keeper = module_of(rules, "inline:");
+    ck_assert_int_lt(int_of(keeper, "memory_bytes"), 64 * 1024); /* released */
+    json_object_put(keeper);
+    json_object *trig = module_of(rules, "purchase_approved");
+    ck_assert_int_eq(int_of(trig, "errors"), 0);
+    json_object_put(trig);
+    json_object *stats = lb_rules_stats(rules);
+    ck_assert_int_lt(int_of(stats, "memory_bytes"), 8 * 1024 * 1024);
+    json_object_put(stats);
+}
+END_TEST
+
+/* With the module bound lifted the hoarder fills the set: the modules that
+ * then fail for want of memory are not charged for it (the state was full
+ * before they ran), so none is disabled in the keeper's place. */
+START_TEST(full_state_nomem_not_charged)
+{
+    lb_rules_limits lim = {0};
+    lim.mem_per_module = 64 * 1024 * 1024;
+    lb_error err = {{0}, {0}};
+    lb_rules *r = lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err);
+    ck_assert_ptr_nonnull(r);
+    int failed = hoard_rounds(r, 80, &err);
+    ck_assert_msg(failed > 5, "the set never filled up (%d failures)", failed);
+    ck_assert_ptr_nonnull(strstr(err.message, "nomem:"));
+    json_object *disabled = lb_rules_disabled(r);
+    ck_assert_msg(json_object_array_length(disabled) == 0, "%s", json_object_to_json_string(disabled));
+    json_object_put(disabled);
+    json_object *trig = module_of(r, "purchase_approved");
+    ck_assert_int_ge(int_of(trig, "errors"), 1);
+    ck_assert_int_eq(int_of(trig, "consecutive_errors"), 0);
+    json_object_put(trig);
     lb_rules_free(r);
 }
 END_TEST
@@ -1377,6 +1479,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, instruction_budget_honoured);
     tcase_add_test(tc, per_evaluation_memory_budget_honoured);
     tcase_add_test(tc, total_memory_cap_honoured);
+    tcase_add_test(tc, kept_memory_disables_the_keeper);
+    tcase_add_test(tc, full_state_nomem_not_charged);
     tcase_add_test(tc, table_growth_bomb_hits_memory_cap);
     tcase_add_test(tc, temp_rules_dir_loads);
     tcase_add_loop_test(tc, broken_module_fails_load, 0, N(broken_modules));
