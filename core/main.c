@@ -50,6 +50,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (optind < argc && check_only) {
+        /* -t promises to check and exit: never run a command (replay writes) */
+        fprintf(stderr, "listbossd: -t checks the configuration and takes no command (got \"%s\")\n", argv[optind]);
+        return 2;
+    }
     if (optind < argc)
         return lb_cli_run(&opts, argc - optind, argv + optind);
     return check_only ? check_config(&opts) : lb_daemon_run(&opts);

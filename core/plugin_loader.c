@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
 #define NAME_MAX_LEN 64
+#define VERSION_MAX_LEN 64
 #define DECL_MAX 1024 /* entries in one decl table: past this it has no terminator */
 
 /* " [plugin mailchimp 1.2, ABI 1.0; core ABI 1.0]": the versions found, for
@@ -27,7 +29,8 @@ static void versions_found(const lb_plugin *d, char *buf, size_t cap)
 
 static bool valid_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
+    /* strnlen: a descriptor's strings are the plugin's, not known to end */
+    size_t n = name ? strnlen(name, NAME_MAX_LEN + 1) : 0;
     return n > 0 && n <= NAME_MAX_LEN && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
@@ -42,21 +45,45 @@ static int check_callbacks(const lb_plugin *d, lb_error *err)
     return missing ? lb_fail(err, NULL, "the descriptor has no %s callback", missing) : 0;
 }
 
-/* Config keys and action names must be present and the tables terminated
- * within reason; an unterminated table would be read past its end later. */
+/* An action name, parameter name or config key: 1 to NAME_MAX_LEN bytes,
+ * read no further than that. */
+static bool decl_text_ok(const char *s)
+{
+    size_t n = strnlen(s, NAME_MAX_LEN + 1);
+    return n > 0 && n <= NAME_MAX_LEN;
+}
+
+static int check_params(const lb_action_decl *a, size_t k, lb_error *err)
+{
+    size_t i = 0;
+    for (; a->params != NULL && i < DECL_MAX && a->params[i].name != NULL; i++)
+        if (!decl_text_ok(a->params[i].name))
+            return lb_fail(err, NULL, "action %zu: parameter %zu's name is empty or longer than %d bytes", k, i,
+                           NAME_MAX_LEN);
+    if (i == DECL_MAX)
+        return lb_fail(err, NULL, "action %zu: the params table has no { NULL } terminator", k);
+    return 0;
+}
+
+/* Config keys, action and parameter names must be present and short, and
+ * the tables terminated within reason; an unterminated table would be read
+ * past its end later. */
 static int check_tables(const lb_plugin *d, lb_error *err)
 {
     if (d->actions == NULL)
         return lb_fail(err, NULL, "the descriptor has no actions table");
     size_t i = 0;
-    for (; i < DECL_MAX && d->actions[i].name != NULL; i++)
-        if (d->actions[i].name[0] == '\0')
-            return lb_fail(err, NULL, "action %zu has an empty name", i);
+    for (; i < DECL_MAX && d->actions[i].name != NULL; i++) {
+        if (!decl_text_ok(d->actions[i].name))
+            return lb_fail(err, NULL, "action %zu's name is empty or longer than %d bytes", i, NAME_MAX_LEN);
+        if (check_params(&d->actions[i], i, err))
+            return -1;
+    }
     if (i == DECL_MAX)
         return lb_fail(err, NULL, "the actions table has no { NULL } terminator");
     for (i = 0; d->config != NULL && i < DECL_MAX && d->config[i].key != NULL; i++)
-        if (d->config[i].key[0] == '\0')
-            return lb_fail(err, NULL, "config key %zu is empty", i);
+        if (!decl_text_ok(d->config[i].key))
+            return lb_fail(err, NULL, "config key %zu is empty or longer than %d bytes", i, NAME_MAX_LEN);
     if (i == DECL_MAX)
         return lb_fail(err, NULL, "the config table has no { NULL } terminator");
     return 0;
@@ -74,6 +101,8 @@ int lb_plugin_check(const lb_plugin *d, lb_error *err)
         return lb_fail(err, NULL, "the descriptor has no name");
     if (!valid_name(d->name))
         return lb_fail(err, NULL, "name \"%.64s\" is not 1-%d characters of [a-z0-9_]", d->name, NAME_MAX_LEN);
+    if (d->version != NULL && strnlen(d->version, VERSION_MAX_LEN + 1) > VERSION_MAX_LEN)
+        return lb_fail(err, NULL, "the version is longer than %d bytes", VERSION_MAX_LEN);
     if (check_callbacks(d, err) != 0)
         return -1;
     return check_tables(d, err);
@@ -105,6 +134,13 @@ static void refuse(lb_error *err, const char *path, const lb_plugin *d)
 /* dlopen + dlsym + the entry call; NULL with err set on any failure. */
 static const lb_plugin *open_entry(const char *path, const lb_core_api *api, void **handle, lb_error *err)
 {
+    /* dlopen opens what it is given: a FIFO named *.so would block the
+     * daemon's start for good, before it listens */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        lb_fail(err, path, "cannot load: not a regular file");
+        return NULL;
+    }
     *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (*handle == NULL) {
         const char *why = dlerror();

@@ -37,6 +37,16 @@ def test_check_accepts_a_good_config():
         d.cleanup()
 
 
+def test_check_runs_no_command():
+    d = Daemon()
+    try:
+        r = listbossd("-t", "-c", d.config_path, "-d", d.db, "replay", "acme", env=d.env)
+        assert r.returncode == 2 and "takes no command" in r.stderr and "replay" in r.stderr, r
+        assert not os.path.exists(d.db)  # nothing opened, nothing written
+    finally:
+        d.cleanup()
+
+
 def test_check_names_the_bad_key():
     d = Daemon(config=DEFAULT_CONFIG + '\nlisen = "x"\n')
     try:

@@ -39,7 +39,16 @@ static const lb_config_decl config[] = {
     {"token", LB_CFG_SECRET, NULL, "a secret, never printed"},
     {NULL, 0, NULL, NULL},
 };
-static const lb_action_decl actions[] = {{"contact_upsert", "Upsert", NULL, NULL, NULL}, {NULL, NULL, NULL, NULL, NULL}};
+#if defined(UNTERMINATED_PARAMS)
+/* every entry named: no { NULL } where the loader looks for one */
+static const lb_param_decl params[1024] = {[0 ... 1023] = {"p", 0, NULL, NULL}};
+#elif defined(LONG_PARAM)
+static const lb_param_decl params[] = {{LONG_PARAM, 0, NULL, NULL}, {NULL, 0, NULL, NULL}};
+#else
+static const lb_param_decl *const params = NULL;
+#endif
+static const lb_action_decl actions[] = {{"contact_upsert", "Upsert", params, NULL, NULL},
+                                         {NULL, NULL, NULL, NULL, NULL}};
 
 static int p_init(const lb_core_api *api, const lb_settings *s, void **inst, char *err, size_t n)
 {
@@ -266,6 +275,18 @@ def test_null_entry_is_refused():
 
 def test_shared_object_without_entry_is_refused():
     refused(build("notaplugin", src=NOT_A_PLUGIN_SRC), "no lb_plugin_entry symbol")
+
+
+def test_unterminated_or_long_declarations_are_refused():
+    refused(build("untermparams", "UNTERMINATED_PARAMS"), "params table has no { NULL } terminator")
+    refused(build("longparam", 'LONG_PARAM="%s"' % ("p" * 65)), "parameter 0's name is empty or longer than 64 bytes")
+    refused(build("longversion", 'VERSION="%s"' % ("1" * 65)), "version is longer than 64 bytes")
+
+
+def test_a_fifo_named_like_a_plugin_is_refused_without_blocking():
+    path = os.path.join(WORK, "fifo.so")
+    os.mkfifo(path)
+    refused(path, "not a regular file")  # dlopen would have waited for a writer for ever
 
 
 def test_non_elf_file_is_refused():
