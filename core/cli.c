@@ -40,7 +40,8 @@ static int cli_open(cli *c, const lb_daemon_options *opts, bool with_world, lb_e
     c->cfg = lb_daemon_load_config(opts, err);
     if (!c->cfg)
         return -1;
-    lb_store_options sopts = {.sync_full = c->cfg->sync_full, .busy_timeout_ms = 5000};
+    /* must_exist: only the daemon creates a store, so a mistyped -d fails here */
+    lb_store_options sopts = {.sync_full = c->cfg->sync_full, .busy_timeout_ms = 5000, .must_exist = true};
     if (lb_store_open(&c->store, c->cfg->database, &sopts, err))
         return -1;
     if (!with_world)
@@ -67,6 +68,13 @@ static const lb_account *find_account(const lb_config *cfg, const char *id)
         if (strcmp(cfg->accounts[i].id, id) == 0)
             return &cfg->accounts[i];
     return NULL;
+}
+
+/* A command naming an account not configured fails, instead of answering
+ * as if that account simply had nothing (a mistyped name read as "none"). */
+static int fail_unknown_account(void)
+{
+    return fail_with(&(lb_error){.field = "account", .message = "no such account in the configuration"});
 }
 
 /* ---- catalogue, segmentations -------------------------------------------- */
@@ -126,7 +134,7 @@ static int cmd_add(cli *c, const char *account, const char *path)
 {
     lb_error err = {0};
     if (!find_account(c->cfg, account))
-        return fail_with(&(lb_error){.field = "account", .message = "no such account in the configuration"});
+        return fail_unknown_account();
     char *text = read_text_file(path, &err);
     lb_segmentation *seg = text ? lb_segmentation_parse_text(text, account, &err) : NULL;
     free(text);
@@ -188,7 +196,7 @@ static int cmd_evaluate(cli *c, const char *account, const char *path)
 {
     lb_error err = {0};
     if (!find_account(c->cfg, account))
-        return fail_with(&(lb_error){.field = "account", .message = "no such account in the configuration"});
+        return fail_unknown_account();
     char *text = read_text_file(path, &err);
     if (!text)
         return fail_with(&err);
@@ -234,6 +242,8 @@ static void add_job_json(lb_outbox_job *job, void *ud)
 static int cmd_dead(cli *c, const char *account)
 {
     lb_error err = {0};
+    if (!find_account(c->cfg, account))
+        return fail_unknown_account();
     json_object *out = json_object_new_array();
     int rc = lb_store_list_jobs(&c->store, account, LB_JOB_DEAD, add_job_json, out, &err);
     if (rc == 0)
@@ -245,6 +255,8 @@ static int cmd_dead(cli *c, const char *account)
 static int cmd_replay(cli *c, const char *account, const char *id_text)
 {
     lb_error err = {0};
+    if (!find_account(c->cfg, account))
+        return fail_unknown_account();
     char *end = NULL;
     long long id = id_text ? strtoll(id_text, &end, 10) : 0;
     if (id_text && (*end || id <= 0))
@@ -262,7 +274,7 @@ static int cmd_replay(cli *c, const char *account, const char *id_text)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: listbossd [-c FILE] [-d DBFILE] COMMAND\n"
+    fprintf(stderr, "usage: listbossd [-c FILE] [-d DBFILE] COMMAND  (DBFILE must exist: the daemon creates it)\n"
                     "  catalogue                         the rule catalogue (triggers, conditions) as JSON\n"
                     "  segmentations [ACCOUNT]           every segmentation with its status and reasons\n"
                     "  segmentation add ACCOUNT FILE     check and save a segmentation (JSON declaration)\n"

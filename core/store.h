@@ -39,6 +39,8 @@ typedef struct lb_store_options {
     bool checkpoint_thread; /* WAL checkpoints on a thread of their own, not inside commits (the daemon) */
     bool load_event_keys;   /* read the dedupe index at open, not at the first event (the daemon: the
                              * first webhook after a start must not wait for it) */
+    bool must_exist;        /* open an existing database only, creating neither it nor its folder (the
+                             * CLI: a mistyped path must fail, not answer from a new empty store) */
 } lb_store_options;
 
 /* What the store says about itself in /metrics. */

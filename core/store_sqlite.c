@@ -10,9 +10,11 @@
 #include "parent_dir.h"
 #include "store_sqlite_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -315,9 +317,22 @@ static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_s
     return 0;
 }
 
+/* The daemon's first start creates the database and its folder; with
+ * must_exist a missing file is an error naming the path. */
+static int prepare_path(const char *path, const lb_store_options *opts, lb_error *err)
+{
+    if (!opts->must_exist)
+        return lb_ensure_parent_dir(path, "database", err);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 0;
+    lb_fail(err, "database", "no database at %s: %s", path, strerror(errno));
+    return -1;
+}
+
 void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err)
 {
-    if (lb_ensure_parent_dir(path, "database", err))
+    if (prepare_path(path, opts, err))
         return NULL;
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s) {
@@ -329,7 +344,8 @@ void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_er
         free(s);
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    /* no CREATE with must_exist, so a file removed since the stat is not made anew */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opts->must_exist ? 0 : SQLITE_OPEN_CREATE);
     /* one write per run of pages instead of two per WAL frame; safe only when
      * every commit is synced (store_sqlite_vfs.c) */
     const char *vfs = opts->sync_full ? lb_sqlite_coalescing_vfs() : NULL;

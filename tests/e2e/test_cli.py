@@ -19,6 +19,13 @@ CONFIG = DEFAULT_CONFIG.replace('''  {{ id = "acme", hottok = "env:LB_TEST_HOTTO
 D = Daemon(config=CONFIG)
 
 
+def setup_store():
+    """The commands open an existing store only: the daemon's first start creates it."""
+    D.start()
+    D.stop()
+    assert os.path.exists(D.db)
+
+
 def cli(*args, expect=0):
     r = subprocess.run([LISTBOSSD, "-c", D.config_path] + list(args), capture_output=True, text=True, env=D.env,
                        cwd=D.dir, timeout=60)
@@ -107,8 +114,29 @@ def test_dead_letters_and_replay_with_none():
     cli("replay", "acme", "not-a-number", expect=1)
 
 
+def test_dead_letters_and_replay_refuse_an_unknown_account():
+    for args in [("dead-letters", "nobody"), ("replay", "nobody"), ("replay", "nobody", "1")]:
+        r = subprocess.run([LISTBOSSD, "-c", D.config_path] + list(args), capture_output=True, text=True,
+                           env=D.env, cwd=D.dir, timeout=60)
+        assert (r.returncode, r.stdout) == (1, ""), (args, r.returncode, r.stdout, r.stderr)
+        assert "account: no such account in the configuration" in r.stderr, (args, r.stderr)
+
+
+def test_a_mistyped_database_path_is_an_error_and_creates_nothing():
+    folder = os.path.join(D.dir, "typo")
+    db = os.path.join(folder, "lisboss.db")
+    for args in [("dead-letters", "acme"), ("replay", "acme"), ("segmentations",),
+                 ("segmentation", "remove", "acme", "x")]:
+        r = subprocess.run([LISTBOSSD, "-c", D.config_path, "-d", db] + list(args), capture_output=True, text=True,
+                           env=D.env, cwd=D.dir, timeout=60)
+        assert r.returncode == 1 and r.stdout == "", (args, r.returncode, r.stdout, r.stderr)
+        assert db in r.stderr and "no database" in r.stderr, (args, r.stderr)
+        assert not os.path.exists(folder), args
+
+
 def test_unknown_command_is_a_usage_error():
     cli("frobnicate", expect=2)
 
 
+setup_store()
 run(globals(), teardown=D.cleanup)
