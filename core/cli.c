@@ -272,16 +272,22 @@ static int cmd_replay(cli *c, const char *account, const char *id_text)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: listbossd [-c FILE] [-d DBFILE] COMMAND  (DBFILE must exist: the daemon creates it)\n"
+             "  catalogue                         the rule catalogue (triggers, conditions) as JSON\n"
+             "  segmentations [ACCOUNT]           every segmentation with its status and reasons\n"
+             "  segmentation add ACCOUNT FILE     check and save a segmentation (JSON declaration)\n"
+             "  segmentation remove ACCOUNT NAME  remove a segmentation saved with add\n"
+             "  evaluate ACCOUNT EVENT_FILE       what an event would queue, queuing nothing\n"
+             "  dead-letters ACCOUNT              jobs that gave up, with their last error\n"
+             "  replay ACCOUNT [JOB_ID]           dead letters back to the queue (then SIGHUP the daemon)\n"
+             "  help                              this list\n");
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: listbossd [-c FILE] [-d DBFILE] COMMAND  (DBFILE must exist: the daemon creates it)\n"
-                    "  catalogue                         the rule catalogue (triggers, conditions) as JSON\n"
-                    "  segmentations [ACCOUNT]           every segmentation with its status and reasons\n"
-                    "  segmentation add ACCOUNT FILE     check and save a segmentation (JSON declaration)\n"
-                    "  segmentation remove ACCOUNT NAME  remove a segmentation saved with add\n"
-                    "  evaluate ACCOUNT EVENT_FILE       what an event would queue, queuing nothing\n"
-                    "  dead-letters ACCOUNT              jobs that gave up, with their last error\n"
-                    "  replay ACCOUNT [JOB_ID]           dead letters back to the queue (then SIGHUP the daemon)\n");
+    print_usage(stderr);
     return 2;
 }
 
@@ -314,6 +320,10 @@ int lb_cli_run(const lb_daemon_options *opts, int argc, char **argv)
 {
     if (argc < 1)
         return usage();
+    if (strcmp(argv[0], "help") == 0 && argc == 1) { /* asked for: stdout and success, nothing opened */
+        print_usage(stdout);
+        return 0;
+    }
     cli c = {0};
     lb_error err = {0};
     lb_log_set_level(LB_LOG_WARN); /* stdout is the answer; stderr only for trouble */

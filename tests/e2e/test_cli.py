@@ -40,6 +40,15 @@ def write(name, doc):
     return path
 
 
+def test_help_lists_the_commands_and_opens_nothing():
+    r = subprocess.run([LISTBOSSD, "-d", os.path.join(D.dir, "no-such.db"), "help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r
+    for command in ("catalogue", "segmentations", "evaluate", "dead-letters", "replay"):
+        assert command in r.stdout, r.stdout
+    assert not os.path.exists(os.path.join(D.dir, "no-such.db"))
+
+
 def test_catalogue_lists_every_trigger_and_condition():
     cat = cli("catalogue")
     triggers = {t["id"] for t in cat["triggers"]}
