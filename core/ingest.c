@@ -188,6 +188,15 @@ static void doc_give(lb_ingest *ing, lb_edoc *doc)
     }
 }
 
+/* The parked event's own copy of the Club activity it changed. */
+static void club_copy_free(lb_club_activity *c)
+{
+    free((char *)c->account);
+    free((char *)c->product_id);
+    free((char *)c->lead_email);
+    c->account = c->product_id = c->lead_email = NULL;
+}
+
 /* Empties the batch; keeps it as the spare if there is none yet. */
 static void batch_free(batch *b)
 {
@@ -202,10 +211,7 @@ static void batch_free(batch *b)
         lb_edoc *doc;
         lb_event_clear_keep_edoc(&b->items[i].event, &doc);
         doc_give(b->ing, doc);
-        lb_club_activity *c = &b->items[i].club;
-        free((char *)c->account);
-        free((char *)c->product_id);
-        free((char *)c->lead_email);
+        club_copy_free(&b->items[i].club);
     }
     if (!b->ing->spare) {
         b->n = 0;
@@ -377,10 +383,8 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
         p->club.product_id = strdup(changed.product_id);
         p->club.lead_email = strdup(changed.lead_email);
         if (!p->club.account || !p->club.product_id || !p->club.lead_email) {
-            free((char *)p->club.account);
-            free((char *)p->club.product_id);
-            free((char *)p->club.lead_email);
-            lb_club_change_undo(&change);
+            club_copy_free(&p->club);
+            lb_club_change_undo(&change); /* the event is not parked: nor is its change */
             return -1;
         }
     }
@@ -388,9 +392,7 @@ static int park(lb_ingest *ing, lb_http_request *req, lb_event *ev, const lb_acc
         lb_seg_sink sink = {.job = lb_job_list_add, .ud = &p->jobs};
         if (lb_seg_engine_evaluate(ing->engine, acct->id, ev->doc, 0, &sink) < 0) {
             lb_job_list_clear(&p->jobs);
-            free((char *)p->club.account);
-            free((char *)p->club.product_id);
-            free((char *)p->club.lead_email);
+            club_copy_free(&p->club);
             lb_club_change_undo(&change);
             return -1;
         }
