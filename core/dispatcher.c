@@ -11,6 +11,7 @@
 #include "plugin_host.h"
 #include "dispatcher.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,7 @@ struct integ {
     lane *ready, *ready_tail;
     int64_t wake_ms; /* monotonic: when the limiter may admit again; 0 = not waiting */
     int auth_failures;
+    int throttles; /* pauses in a row that the provider asked for without saying how long */
     bool broken;
     char reason[256];
     struct event *probe_timer;
@@ -664,6 +666,14 @@ static int64_t pause_left_ms(const lb_dispatcher *d, const integ *g)
     return left > 0 ? (int64_t)ceil(left) : 0;
 }
 
+/* The provider's own wait, at most max_pause_ms: a Retry-After of days (up
+ * to 49 can be said) would otherwise hold every lead of the account and
+ * dead-letter jobs past their age cap. After the cap one call asks again. */
+static int64_t retry_after_capped(const lb_dispatcher *d, const lb_result *r)
+{
+    return r->retry_after_ms < d->opts.max_pause_ms ? (int64_t)r->retry_after_ms : d->opts.max_pause_ms;
+}
+
 static void decide_retry(const lb_dispatcher *d, const integ *g, const lb_outbox_job *job, const lb_call_report *rep,
                          int64_t now, verdict *v)
 {
@@ -671,7 +681,7 @@ static void decide_retry(const lb_dispatcher *d, const integ *g, const lb_outbox
     bool limited = r->rate_limited != 0;
     v->attempts = job->attempts + (limited ? 0 : 1); /* a rate-limit answer is not the job's fault */
     v->outcome = rep->timed_out ? "timeout" : limited ? "rate_limited" : "retry";
-    int64_t floor = r->retry_after_ms, paused = pause_left_ms(d, g);
+    int64_t floor = retry_after_capped(d, r), paused = pause_left_ms(d, g);
     if (paused > floor)
         floor = paused; /* the provider's signal for the whole integration */
     v->next_at = now + lb_backoff_delay_ms(&d->backoff, limited ? 0 : (uint32_t)v->attempts, floor);
@@ -1001,6 +1011,38 @@ static void note_auth(lb_dispatcher *d, integ *g, const lb_result *r)
         mark_broken(d, g, r->reason);
 }
 
+/* A rate-limit answer pauses the whole integration: providers count requests
+ * per account, not per lead. With the provider's Retry-After the pause is
+ * what it says, up to max_pause_ms. Without one (Mailchimp's and
+ * Kit's 429s carry none) it grows as a retry's backoff does: each 429 that
+ * comes back after the last pause ended doubles the window, until an answer
+ * that is not a retry shows the provider admits calls again. A 429 answering
+ * a call sent before the pause began escalates nothing: the calls in flight
+ * when the first one came back would otherwise stack their pauses. */
+static void note_rate_limit(lb_dispatcher *d, integ *g, const lb_result *r)
+{
+    if (r->status != LB_RETRY) {
+        g->throttles = 0;
+        return;
+    }
+    if (!r->rate_limited)
+        return;
+    int64_t pause = retry_after_capped(d, r);
+    if (r->retry_after_ms > (uint32_t)pause) {
+        char said[24];
+        snprintf(said, sizeof said, "%" PRIu32, r->retry_after_ms);
+        lb_log(LB_LOG_WARN, "provider asked for a pause longer than max_pause; pausing for max_pause", "account",
+               g->account, "integration", g->id, "retry_after_ms", said, NULL);
+    }
+    if (pause == 0) {
+        if (pause_left_ms(d, g) > 0)
+            return;
+        pause = lb_backoff_delay_ms(&d->backoff, (uint32_t)g->throttles, 0);
+        g->throttles += g->throttles < 62; /* the window stops doubling at the cap long before */
+    }
+    lb_limiter_pause_until(&g->lim, (int64_t)ceil(mono_ms(d)) + pause);
+}
+
 static void on_probe_report(const lb_call_report *rep, void *ud)
 {
     integ *g = ud;
@@ -1070,8 +1112,7 @@ static void on_job_report(const lb_call_report *rep, void *ud)
     l->run.call = NULL;
     lb_limiter_release(&g->lim);
     d->n_running--;
-    if (r->status == LB_RETRY && r->rate_limited && r->retry_after_ms > 0)
-        lb_limiter_pause_until(&g->lim, (int64_t)ceil(mono_ms(d)) + r->retry_after_ms);
+    note_rate_limit(d, g, r);
     note_auth(d, g, r);
     verdict v;
     decide(d, g, l->head->job, rep, now, &v);
@@ -1182,6 +1223,8 @@ static void set_defaults(lb_dispatcher *d, const lb_dispatcher_options *opts)
         o->backoff_cap_ms = HOUR_MS;
     if (o->backoff_cap_ms < o->backoff_base_ms)
         o->backoff_cap_ms = o->backoff_base_ms;
+    if (o->max_pause_ms <= 0)
+        o->max_pause_ms = HOUR_MS;
     if (o->auth_failures_to_break <= 0)
         o->auth_failures_to_break = 3;
     if (o->broken_probe_interval_ms <= 0)

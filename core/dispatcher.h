@@ -47,6 +47,7 @@ typedef struct lb_dispatcher_options {
     int64_t max_age_ms;                /* since the job was created; default 72 h */
     int64_t backoff_base_ms;           /* default 1 s */
     int64_t backoff_cap_ms;            /* default 1 h */
+    int64_t max_pause_ms;              /* longest Retry-After honoured; default 1 h */
     int auth_failures_to_break;        /* consecutive AUTH results; default 3 */
     int64_t broken_probe_interval_ms;  /* default 60 s */
     int64_t store_retry_ms;            /* a failed outcome write is retried after; default 1 s */

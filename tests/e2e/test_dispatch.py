@@ -369,6 +369,31 @@ def test_429_retry_after_is_honoured():
         assert mc_member(e)["tags"] == ["customer"] and len(ac_in_list(e)) == 1 and kit_tags(e) == ["customer"]
 
 
+def test_429_without_retry_after_pauses_the_integration():
+    """Mailchimp's 429 carries no header: the whole integration still pauses, for the backoff's base
+    (1 s) the first time, so leads whose jobs come after it wait too."""
+    mc, _, _ = fakes()
+    mc.fault(status=429, count=1, body={"title": "Too Many Requests", "status": 429, "detail": "slow down"})
+    d = start_daemon(BUYER_SEGS)
+    emails = [new_email("calm") for _ in range(3)]
+    eids = [post(d, event("PURCHASE_APPROVED", emails[0]))]
+    limited = "SELECT a.at FROM job_attempts a JOIN jobs j ON j.id = a.job_id" \
+              " WHERE j.integration = 'mc' AND a.outcome = 'rate_limited'"
+    t = wait_for("the 429", lambda: d.query(limited), d=d)[0][0]
+    eids += [post(d, event("PURCHASE_APPROVED", e)) for e in emails[1:]]
+    rows = wait_states(d, "event_id IN (%s)" % ",".join(map(str, eids)))
+    assert len(d.query(limited)) == 1
+    for j in rows:
+        if j["integration"] != "mc":
+            continue
+        att = attempts(d, j["id"])
+        assert [o for _, _, o, _ in att][-1] == "ok", (j, att)
+        if j["lead_email"] != emails[0]:
+            # posted after the 429: not one call before the pause ended (1 ms of rounding between clocks)
+            assert att[0][0] >= t + 999, "%s: first attempt %d ms after the 429" % (j, att[0][0] - t)
+    assert mc_member(emails[0])["tags"] == ["customer"] and all(mc_member(e)["tags"] == ["customer"] for e in emails)
+
+
 def deliveries(provider, reqs, emails, faulted=3):
     """[(lead, action)] for the requests that deliver a job's effect, in arrival order.
 

@@ -787,6 +787,101 @@ START_TEST(rate_limited_uses_no_attempt_and_pauses_the_integration)
 }
 END_TEST
 
+/* A jitter draw at the top of its window: with a 1 ms base every window is a
+ * power of two, so the draw is the window itself (1, 2, 4 ... ms). */
+static uint64_t top_of_window(void *state)
+{
+    (void)state;
+    return UINT64_MAX;
+}
+
+static lb_dispatcher_options doubling_options(void)
+{
+    lb_dispatcher_options o = quick_options();
+    o.backoff_base_ms = 1;
+    o.backoff_cap_ms = 4096;
+    o.rand = top_of_window;
+    return o;
+}
+
+/* Mailchimp's and Kit's 429s say nothing about how long to wait: each one
+ * that follows a pause doubles the integration's pause, and an answer that
+ * gets through ends the run, so the next 429 starts again at the base. */
+START_TEST(rate_limited_without_a_hint_doubles_the_pause_until_a_call_gets_through)
+{
+    tctx t;
+    lb_dispatcher_options o = doubling_options();
+    setup(&t, &o, 0);
+    add_integration(&t, 0, 0, 0);
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "rl,rl,rl,rl,rl,rl,rl,rl,rl,rl,ok"));
+    ck_assert(run_until_outs(&t, 11, 10000));
+    for (int i = 0; i < 10; i++) {
+        const out_rec *r = outcome_of(&t, 1, i);
+        ck_assert_str_eq(r->o.outcome, "rate_limited");
+        ck_assert_int_eq(r->o.attempts, 0);
+        /* the wall clock of the record against the fake's: 1 ms of rounding */
+        ck_assert_int_ge(submit_of(&t, 1, i + 1)->at_ms - r->o.at_ms, (1 << i) - 1);
+    }
+    ck_assert_int_eq(outcome_of(&t, 1, 10)->o.new_state, LB_JOB_DONE);
+    lb_dispatcher_enqueue(t.d, mkjob(2, "b@x", "rl,ok"));
+    ck_assert(run_until_outs(&t, 13, 5000));
+    /* 1 ms again, not the 1,024 the run had reached */
+    ck_assert_int_lt(submit_of(&t, 2, 1)->at_ms - outcome_of(&t, 2, 0)->o.at_ms, 500);
+    teardown(&t);
+}
+END_TEST
+
+/* Twelve calls in flight all come back 429: that is one "slow down", not
+ * twelve. Stacked, the pause would reach 2^11 ms. */
+START_TEST(rate_limited_answers_to_calls_already_in_flight_do_not_stack)
+{
+    tctx t;
+    lb_dispatcher_options o = doubling_options();
+    setup(&t, &o, 0);
+    t.completion_ms = 30;
+    add_integration(&t, 0, 0, 0);
+    for (int i = 1; i <= 12; i++) {
+        char lead[16];
+        snprintf(lead, sizeof lead, "l%d@x", i);
+        lb_dispatcher_enqueue(t.d, mkjob(i, lead, "rl,ok"));
+    }
+    ck_assert(run_until_outs(&t, 24, 10000));
+    int64_t last_429 = 0, first_retry = INT64_MAX;
+    for (int i = 1; i <= 12; i++) {
+        ck_assert_str_eq(outcome_of(&t, i, 0)->o.outcome, "rate_limited");
+        ck_assert_int_eq(outcome_of(&t, i, 1)->o.new_state, LB_JOB_DONE);
+        if (outcome_of(&t, i, 0)->o.at_ms > last_429)
+            last_429 = outcome_of(&t, i, 0)->o.at_ms;
+        if (submit_of(&t, i, 1)->at_ms < first_retry)
+            first_retry = submit_of(&t, i, 1)->at_ms;
+    }
+    ck_assert_int_lt(first_retry - last_429, 1000);
+    teardown(&t);
+}
+END_TEST
+
+/* A Retry-After of an hour against a 40 ms max_pause: the integration
+ * waits 40 ms, and the job is not dead-lettered for a wait that would pass
+ * its age cap. */
+START_TEST(retry_after_past_max_pause_pauses_for_max_pause)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    o.max_pause_ms = 40;
+    o.max_age_ms = 60 * 1000;
+    setup(&t, &o, 0);
+    add_integration(&t, 0, 0, 0);
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "rl@3600000,ok"));
+    ck_assert(run_until_outs(&t, 2, 3000));
+    const out_rec *first = outcome_of(&t, 1, 0);
+    ck_assert_str_eq(first->o.outcome, "rate_limited");
+    ck_assert_int_eq(first->o.new_state, LB_JOB_READY);
+    ck_assert_int_le(first->o.next_attempt_at_ms - first->o.at_ms, 41);
+    ck_assert_int_eq(outcome_of(&t, 1, 1)->o.new_state, LB_JOB_DONE);
+    teardown(&t);
+}
+END_TEST
+
 /* The bucket runs on the monotonic clock: a wall clock stepped back an hour
  * (NTP, a VM resumed) right after a token was taken does not hold the next
  * call back for that hour. */
@@ -1214,6 +1309,9 @@ static Suite *make_suite(void)
     tcase_add_test(tc, concurrency_limit_caps_calls_in_flight);
     tcase_add_test(tc, retry_after_is_a_floor);
     tcase_add_test(tc, rate_limited_uses_no_attempt_and_pauses_the_integration);
+    tcase_add_test(tc, rate_limited_without_a_hint_doubles_the_pause_until_a_call_gets_through);
+    tcase_add_test(tc, rate_limited_answers_to_calls_already_in_flight_do_not_stack);
+    tcase_add_test(tc, retry_after_past_max_pause_pauses_for_max_pause);
     tcase_add_test(tc, wall_clock_step_back_does_not_stall_the_bucket);
     tcase_add_test(tc, wall_clock_step_forward_keeps_the_pause);
     tcase_add_test(tc, attempt_cap_dead_letters_with_the_last_reason);
