@@ -792,6 +792,7 @@ static void log_outcome(const pending *p)
 /* ---- writing outcomes --------------------------------------------------------------- */
 
 static void on_batch_done(void *ctx, int rc, const lb_error *err);
+static void on_batch_retry(evutil_socket_t fd, short what, void *arg);
 
 static void queue_pending(lb_dispatcher *d, pending *p)
 {
@@ -849,9 +850,15 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         return;
     batch *b = calloc(1, sizeof *b);
     lb_job_outcome *outcomes = calloc(d->n_pending, sizeof *outcomes);
-    if (b == NULL || outcomes == NULL) {
+    /* The retry timer is made now, while a failure can still leave the
+     * outcomes pending: made when a write fails, a failure to make it would
+     * leave the batch's lanes blocked with nothing to write it again. */
+    struct event *retry = b ? evtimer_new(d->base, on_batch_retry, b) : NULL;
+    if (b == NULL || outcomes == NULL || retry == NULL) {
         free(b);
         free(outcomes);
+        if (retry)
+            event_free(retry);
         struct timeval tv = ms_to_tv(d->opts.store_retry_ms);
         evtimer_add(d->flush, &tv); /* the outcomes stay pending; try again */
         return;
@@ -859,6 +866,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < d->n_pending; i++)
         outcomes[i] = d->pending[i]->o;
     b->d = d;
+    b->retry = retry;
     b->items = d->pending;
     b->n = d->n_pending;
     b->outcomes = outcomes;
@@ -915,11 +923,8 @@ static void on_batch_done(void *ctx, int rc, const lb_error *err)
         lb_log(LB_LOG_ERROR, "recording job outcomes failed; retrying", "error", err ? err->message : "", NULL);
         if (d->metrics)
             d->metrics->store_errors++;
-        if (b->retry == NULL)
-            b->retry = evtimer_new(d->base, on_batch_retry, b);
         struct timeval tv = ms_to_tv(d->opts.store_retry_ms);
-        if (b->retry != NULL)
-            evtimer_add(b->retry, &tv);
+        evtimer_add(b->retry, &tv);
         return;
     }
     unlink_batch(d, b);

@@ -70,6 +70,7 @@ typedef struct tctx {
     bool states[16];
     size_t n_states;
     int persist_pending;
+    int failed_writes; /* > 0: this many outcome writes fail, with libevent's allocations failing meanwhile */
     int fix_after_ms; /* > 0: credentials become valid this long after the integration breaks */
     struct event *fix;
     lb_outbox_job *late_job; /* enqueued once the integration breaks */
@@ -416,16 +417,39 @@ typedef struct persist_op {
     struct event *ev;
 } persist_op;
 
+/* libevent's allocator, so that a test can make allocations fail. A static:
+ * event_set_mem_functions takes no state to pass along. */
+static bool libevent_starved;
+
+static void *libevent_malloc(size_t n) { return libevent_starved ? NULL : malloc(n); }
+static void *libevent_realloc(void *p, size_t n) { return libevent_starved ? NULL : realloc(p, n); }
+
+/* A failed write, answered while libevent can allocate nothing: whatever
+ * the dispatcher needs to write the batch again must exist already. */
+static void persist_fail(persist_op *op)
+{
+    lb_error err;
+    lb_fail(&err, "", "disk I/O error");
+    op->t->failed_writes--;
+    libevent_starved = true;
+    op->done(op->ctx, -1, &err);
+    libevent_starved = false;
+}
+
 static void persist_fire(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     persist_op *op = arg;
     int64_t now = now_ms();
-    for (size_t i = op->first; i < op->first + op->n; i++)
-        op->t->outs[i].committed_ms = now;
     op->t->persist_pending--;
-    op->done(op->ctx, 0, NULL);
+    if (op->n > 0 && op->t->failed_writes > 0) {
+        persist_fail(op);
+    } else {
+        for (size_t i = op->first; i < op->first + op->n; i++)
+            op->t->outs[i].committed_ms = now;
+        op->done(op->ctx, 0, NULL);
+    }
     event_free(op->ev);
     free(op);
 }
@@ -1200,6 +1224,29 @@ START_TEST(replay_runs_a_dead_job_again)
 }
 END_TEST
 
+/* An outcome write fails (a full disk) while memory is short too: the batch
+ * is written again once the store recovers, and the lane goes on. Before,
+ * the retry timer was made only after the failure, and a failure to make it
+ * left the lane blocked until a restart. */
+START_TEST(a_failed_outcome_write_is_retried_even_when_memory_is_short)
+{
+    tctx t;
+    lb_dispatcher_options o = quick_options();
+    setup(&t, &o, 0);
+    add_integration(&t, 0, 0, 0);
+    t.failed_writes = 2;
+    lb_dispatcher_enqueue(t.d, mkjob(1, "a@x", "ok"));
+    lb_dispatcher_enqueue(t.d, mkjob(2, "a@x", "ok")); /* waits for job 1's outcome to be stored */
+    ck_assert(run_until_outs(&t, 4, 3000));
+    ck_assert_int_eq(t.failed_writes, 0);
+    for (int nth = 0; nth < 3; nth++) /* the same outcome, written three times */
+        ck_assert_int_eq(outcome_of(&t, 1, nth)->o.new_state, LB_JOB_DONE);
+    ck_assert_int_eq(outcome_of(&t, 2, 0)->o.new_state, LB_JOB_DONE);
+    ck_assert_int_eq(t.per_job[1], 1); /* written again, not sent again */
+    teardown(&t);
+}
+END_TEST
+
 START_TEST(jobs_wait_for_their_integration)
 {
     tctx t;
@@ -1326,6 +1373,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, invalid_status_becomes_retry);
     tcase_add_test(tc, replay_runs_a_dead_job_again);
     tcase_add_test(tc, jobs_wait_for_their_integration);
+    tcase_add_test(tc, a_failed_outcome_write_is_retried_even_when_memory_is_short);
     tcase_add_test(tc, outcomes_of_one_turn_share_a_batch);
     tcase_add_test(tc, free_with_calls_in_flight);
     tcase_add_test(tc, host_http_classify_drop_and_redact);
@@ -1333,4 +1381,8 @@ static Suite *make_suite(void)
     return s;
 }
 
-int main(void) { return lb_run_suite_tap(make_suite()); }
+int main(void)
+{
+    event_set_mem_functions(libevent_malloc, libevent_realloc, free);
+    return lb_run_suite_tap(make_suite());
+}
