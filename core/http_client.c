@@ -331,21 +331,51 @@ void lb_http_client_free(lb_http_client *c)
     free(c);
 }
 
+bool lb_http_method_supported(const char *method)
+{
+    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
+    for (size_t i = 0; method != NULL && i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(method, methods[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The request's body, copied: the plugin's may be gone before curl sends it.
+ * An empty one is still a body, so Content-Length: 0 goes out. */
+static int set_body(lb_http_exchange *x, const char *body, size_t len)
+{
+    x->req_body = malloc(len ? len : 1);
+    if (!x->req_body)
+        return -1;
+    if (len)
+        memcpy(x->req_body, body, len);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->req_body);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    return 0;
+}
+
+/* Only the methods the ABI names: the method goes into the request line as
+ * given. HEAD must tell curl that no body follows the answer's head, or it
+ * waits for the Content-Length bytes until the timeout. POST, PUT and PATCH
+ * always send a body, empty if the plugin gave none: curl would send a POST
+ * without one as a GET, and servers answer 411 to a PUT without a length. */
 static int set_method_and_body(lb_http_exchange *x, const lb_http_req *req)
 {
     CURL *e = x->easy;
-    if (req->body) {
-        x->req_body = malloc(req->body_len ? req->body_len : 1);
-        if (!x->req_body)
-            return -1;
-        memcpy(x->req_body, req->body, req->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req_body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    const char *m = req->method;
+    if (!lb_http_method_supported(m) || (strcmp(m, "HEAD") == 0 && req->body))
+        return -1;
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return 0;
     }
-    if (strcmp(req->method, "GET") == 0 && !req->body)
+    bool bodyless = strcmp(m, "GET") == 0 || strcmp(m, "DELETE") == 0;
+    if ((req->body || !bodyless) && set_body(x, req->body, req->body ? req->body_len : 0) != 0)
+        return -1;
+    if (strcmp(m, "GET") == 0 && !req->body)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    else if (strcmp(req->method, "POST") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    else if (strcmp(m, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
     return 0;
 }
 

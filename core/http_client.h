@@ -8,6 +8,7 @@
 #ifndef LB_HTTP_CLIENT_H
 #define LB_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <event2/event.h>
 #include <listboss/plugin.h>
@@ -25,6 +26,10 @@ typedef struct lb_http_client_options {
 lb_http_client *lb_http_client_new(struct event_base *base, const lb_http_client_options *opts);
 /* Drops every exchange in flight without calling their callbacks. */
 void lb_http_client_free(lb_http_client *c);
+
+/* GET, POST, PUT, PATCH, DELETE and HEAD: the methods the plugin ABI names.
+ * A request with any other is refused (lb_http_client_request is NULL). */
+bool lb_http_method_supported(const char *method);
 
 /* Starts an exchange; `done` runs exactly once from the event loop (never from
  * inside this call), unless the exchange is cancelled first. NULL if the

@@ -281,6 +281,13 @@ static lb_http *host_http_request(lb_call *call, const lb_http_req *req, lb_http
         log_call(call, LB_LOG_ERROR, "plugin bug: http_request on a finished call: refused");
         return NULL;
     }
+    /* checked here, not only by the client: a paced request would fail only
+     * when its turn came */
+    if (!lb_http_method_supported(req->method) || (strcmp(req->method, "HEAD") == 0 && req->body)) {
+        log_call(call, LB_LOG_ERROR, "plugin bug: http_request with a method the ABI does not name, or HEAD "
+                                     "with a body: refused");
+        return NULL;
+    }
     lb_plugin_host *host = call->in->host;
     struct lb_http *h = calloc(1, sizeof *h);
     if (h == NULL || host->http == NULL) {

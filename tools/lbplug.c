@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "http_client.h"
 #include "log.h"
 #include "plugin_api.h"
 #include "plugin_loader.h"
@@ -236,15 +237,6 @@ static void breach(lb_call *call, const char *fmt, ...)
         snprintf(call->breach, sizeof call->breach, "%s", msg);
 }
 
-static bool known_method(const char *m)
-{
-    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
-    for (size_t i = 0; m != NULL && i < sizeof methods / sizeof methods[0]; i++)
-        if (strcmp(m, methods[i]) == 0)
-            return true;
-    return false;
-}
-
 static void free_request(struct lb_http *r)
 {
     free(r->method);
@@ -292,9 +284,13 @@ static lb_http *host_http_request(lb_call *call, const lb_http_req *req, lb_http
         breach(call, "http_request after complete(): the call is finished");
         return NULL;
     }
-    if (req == NULL || req->url == NULL || done == NULL || !known_method(req->method)) {
+    if (req == NULL || req->url == NULL || done == NULL || !lb_http_method_supported(req->method)) {
         breach(call, "http_request with %s", req == NULL ? "no request" : req->url == NULL ? "no url"
                                             : done == NULL ? "no done callback" : "an unknown method");
+        return NULL;
+    }
+    if (strcmp(req->method, "HEAD") == 0 && req->body != NULL) {
+        breach(call, "http_request: HEAD with a body"); /* the daemon refuses it too */
         return NULL;
     }
     struct lb_http *r = copy_request(req);

@@ -99,10 +99,10 @@ typedef struct lb_job {
 /* ---- HTTP ------------------------------------------------------------------- */
 
 typedef struct lb_http_req {
-    const char *method;               /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *method;               /* "GET", "POST", "PUT", "PATCH", "DELETE" or "HEAD" */
     const char *url;                  /* absolute */
     const char *const *headers;       /* "Name: value" strings, NULL-terminated; may be NULL */
-    const char *body;                 /* may be NULL */
+    const char *body;                 /* may be NULL (POST, PUT, PATCH: sent empty); none with HEAD */
     size_t body_len;
     uint32_t timeout_ms;              /* 0 = the core's default */
 } lb_http_req;
