@@ -199,6 +199,8 @@ static bool in_range(const lb_param *p, double d, char *why, size_t cap)
     return true;
 }
 
+#define LB_PARAM_INT_MAX (INT64_C(1) << 53) /* every integer up to it is exact as a double */
+
 static json_object *norm_number(const lb_param *p, json_object *v, char *why, size_t cap)
 {
     json_type t = json_object_get_type(v);
@@ -212,11 +214,19 @@ static json_object *norm_number(const lb_param *p, json_object *v, char *why, si
         return NULL;
     }
     if (p->type == LB_PT_INTEGER) {
-        if (d != floor(d) || fabs(d) > 9007199254740992.0) {
+        if (d != floor(d)) {
             snprintf(why, cap, "must be an integer");
             return NULL;
         }
-        return in_range(p, d, why, cap) ? json_object_new_int64((int64_t)d) : NULL;
+        /* Read as a double, 2^53 + 1 would become 2^53: an integer is
+         * checked as the integer it is. Past 2^53 a rule comparing it with
+         * a number of the event (a double) could not tell neighbours apart. */
+        int64_t i = t == json_type_int ? json_object_get_int64(v) : (int64_t)fmax(fmin(d, 0x1p62), -0x1p62);
+        if (i > LB_PARAM_INT_MAX || i < -LB_PARAM_INT_MAX) {
+            snprintf(why, cap, "must be an integer between -2^53 and 2^53");
+            return NULL;
+        }
+        return in_range(p, (double)i, why, cap) ? json_object_new_int64(i) : NULL;
     }
     return in_range(p, d, why, cap) ? json_object_new_double(d) : NULL;
 }

@@ -1368,6 +1368,38 @@ static const struct {
      "already used"},
 };
 
+/* An integer param without bounds takes any integer a double holds exactly,
+ * and refuses the next one instead of rounding it to its neighbour. */
+START_TEST(integer_param_past_2_53_refused_not_rounded)
+{
+    char dir[64];
+    make_rules_dir(dir, "triggers", "t2.lua", PARAM("{ name = 'n', type = 'integer' }"));
+    lb_error err;
+    lb_rules *r = lb_rules_load(dir, NULL, NULL, &err);
+    ck_assert_msg(r != NULL, "%s: %s", err.field, err.message);
+    static const struct {
+        const char *params;
+        int reasons;
+    } cases[] = {
+        {"{\"n\":9007199254740992}", 0},  {"{\"n\":-9007199254740992}", 0}, {"{\"n\":9007199254740993}", 1},
+        {"{\"n\":-9007199254740993}", 1}, {"{\"n\":99999999999999999999}", 1}, {"{\"n\":1e300}", 1},
+        {"{\"n\":12}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_object *tp = parse(cases[i].params), *reasons = json_object_new_array();
+        lb_rule_spec spec = {"t2", tp, 0, NULL, NULL, NULL, NULL};
+        int n = lb_rules_check(r, &spec, reasons);
+        ck_assert_msg(n == cases[i].reasons, "%s: %s", cases[i].params, json_object_to_json_string(reasons));
+        if (n)
+            ck_assert_str_eq(reason_str(reasons, 0, "field"), "trigger_params.n");
+        json_object_put(reasons);
+        json_object_put(tp);
+    }
+    lb_rules_free(r);
+    rm_tree(dir);
+}
+END_TEST
+
 START_TEST(broken_module_fails_load)
 {
     char dir[64];
@@ -1483,6 +1515,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, full_state_nomem_not_charged);
     tcase_add_test(tc, table_growth_bomb_hits_memory_cap);
     tcase_add_test(tc, temp_rules_dir_loads);
+    tcase_add_test(tc, integer_param_past_2_53_refused_not_rounded);
     tcase_add_loop_test(tc, broken_module_fails_load, 0, N(broken_modules));
     tcase_add_test(tc, missing_directories_fail_load);
     tcase_add_test(tc, oversized_module_fails_load);
