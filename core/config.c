@@ -71,8 +71,8 @@
 
 static const char *const lb_top_keys[] = {
     "listen",      "database",  "max_body",         "log_level", "ignore_test_events",
-    "synchronous", "plugin_dir", "rules_dir", "custom_rules_dir", "club_scan_interval", "accounts",
-    NULL,
+    "synchronous", "plugin_dir", "rules_dir", "custom_rules_dir", "club_scan_interval", "max_connections",
+    "accounts",    NULL,
 };
 static const char *const lb_account_keys[] = {"id", "hottok", "api_token", "integrations", "segmentations", NULL};
 static const char *const lb_integration_keys[] = {"id", "provider", "settings", "rate", "burst", "concurrency", NULL};
@@ -536,6 +536,27 @@ static int read_scan_interval(lua_State *L, int env, unsigned *out, lb_error *er
     return 0;
 }
 
+/* max_connections: client connections open at once, 16 to 1,000,000;
+ * default 10,000. */
+static int read_max_connections(lua_State *L, int env, size_t *out, lb_error *err)
+{
+    int type = raw_field(L, env, "max_connections");
+    *out = 10000;
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (type != LUA_TNUMBER || !isint)
+        return lb_fail(err, "max_connections", "must be a whole number");
+    if (v < 16 || v > 1000000)
+        return lb_fail(err, "max_connections", "must be between 16 and 1000000");
+    *out = (size_t)v;
+    return 0;
+}
+
 static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
 {
     static const char *const sync_modes[] = {"full", "normal", NULL};
@@ -557,7 +578,8 @@ static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
     if (read_choice(L, env, "synchronous", sync_modes, 0, &sync, err) != 0)
         return -1;
     cfg->sync_full = sync == 0;
-    return read_scan_interval(L, env, &cfg->club_scan_interval_s, err);
+    return read_scan_interval(L, env, &cfg->club_scan_interval_s, err) ||
+           read_max_connections(L, env, &cfg->max_connections, err);
 }
 
 /* Reads optional folder key `key` into *out: `def` when absent (NULL def:

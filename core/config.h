@@ -47,6 +47,7 @@ typedef struct lb_config {
     char *rules_dir;         /* triggers/ and conditions/; default: the installed rules folder */
     char *custom_rules_dir;  /* custom condition files; NULL = none */
     unsigned club_scan_interval_s; /* seconds between inactivity scans; default 60 */
+    size_t max_connections;  /* client connections open at once; default 10000 */
     lb_account *accounts;    /* at least one */
     size_t n_accounts;
 } lb_config;

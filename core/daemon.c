@@ -13,6 +13,7 @@
 
 #include "automation.h"
 #include "db_lock.h"
+#include "fd_limit.h"
 #include "http_server.h"
 #include "ingest.h"
 #include "log.h"
@@ -176,6 +177,10 @@ static int keep_restart_only_keys(const lb_config *old, lb_config *fresh, lb_err
     if (old->club_scan_interval_s != fresh->club_scan_interval_s)
         lb_log(LB_LOG_WARN, "reload: club_scan_interval changes only at restart", NULL);
     fresh->club_scan_interval_s = old->club_scan_interval_s;
+    /* the descriptor limit was fitted to it at start */
+    if (old->max_connections != fresh->max_connections)
+        lb_log(LB_LOG_WARN, "reload: max_connections changes only at restart", NULL);
+    fresh->max_connections = old->max_connections;
     return replace_string(&fresh->listen, old->listen, err) || replace_string(&fresh->database, old->database, err) ||
            replace_string(&fresh->plugin_dir, old->plugin_dir, err);
 }
@@ -241,6 +246,26 @@ static void log_store_opened(lb_daemon *d, const struct timespec *t0, const stru
            "ms", ms, NULL);
 }
 
+/* The connection limit the descriptor limit allows (raised if it can be);
+ * a lower one than configured is logged, since it is the operator's to fix. */
+static size_t fit_connections(size_t want)
+{
+    lb_fd_fit fit;
+    if (lb_fd_limit_fit(want, &fit) != 0)
+        return want;
+    char conns[24], soft[24], hard[24];
+    snprintf(conns, sizeof conns, "%zu", fit.connections);
+    snprintf(soft, sizeof soft, "%llu", fit.soft_after);
+    snprintf(hard, sizeof hard, "%llu", fit.hard);
+    if (fit.connections < want)
+        lb_log(LB_LOG_WARN, "the descriptor limit allows fewer connections than max_connections; raise the hard "
+                            "limit (ulimit -Hn, LimitNOFILE=) to allow more",
+               "max_connections", conns, "nofile_soft", soft, "nofile_hard", hard, NULL);
+    else if (fit.soft_after != fit.soft_before)
+        lb_log(LB_LOG_DEBUG, "raised the descriptor limit for max_connections", "nofile_soft", soft, NULL);
+    return fit.connections;
+}
+
 static int start(lb_daemon *d)
 {
     lb_error err = {0};
@@ -289,7 +314,8 @@ static int start(lb_daemon *d)
         {"/healthz", "GET", handle_healthz, d},
         {"/metrics", "GET", handle_metrics, d},
     };
-    lb_http_limits limits = {.max_head = 16 * 1024, .max_body = d->cfg->max_body, .idle_timeout_s = 60};
+    lb_http_limits limits = {.max_head = 16 * 1024, .max_body = d->cfg->max_body, .idle_timeout_s = 60,
+                             .max_connections = fit_connections(d->cfg->max_connections)};
     char errbuf[256];
     d->http = lb_http_server_new(d->base, d->cfg->listen, &limits, routes, sizeof routes / sizeof *routes,
                                  &d->metrics, errbuf, sizeof errbuf);

@@ -53,6 +53,11 @@ struct lb_http_server {
     lb_metrics *metrics;
     lb_http_date_cache date; /* the Date of this second's answers */
     lb_http_conn *conns;
+    size_t n_conns;
+    struct event *accept_retry; /* resumes accepting after a failed accept */
+    bool accept_paused;         /* the listener is off: at the limit, or after a failed accept */
+    bool accept_failing;        /* accept failed, and has not succeeded since */
+    time_t limit_logged;        /* when "connection limit reached" was last logged */
     lb_http_request *pool; /* answered requests, linked by next_free */
     size_t pool_n;
     size_t live_requests; /* taken, not yet answered */
@@ -170,6 +175,49 @@ static void buffer_consume(byte_buffer *b, size_t n)
     }
 }
 
+/* ---- accepting, paused and resumed -------------------------------------- */
+
+/* Past the connection limit, or when accept fails (no descriptor left:
+ * EMFILE, ENFILE; no memory), the listener is switched off: the listening
+ * socket would stay readable and the loop would spin on failing accepts.
+ * Connections that arrive meanwhile wait in the kernel's listen backlog. */
+static void accept_pause(lb_http_server *srv)
+{
+    if (srv->accept_paused || !srv->listener)
+        return;
+    evconnlistener_disable(srv->listener);
+    srv->accept_paused = true;
+}
+
+static void accept_resume(lb_http_server *srv)
+{
+    if (!srv->accept_paused || !srv->listener || srv->draining || srv->n_conns >= srv->limits.max_connections)
+        return;
+    evconnlistener_enable(srv->listener);
+    srv->accept_paused = false;
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    accept_resume(arg);
+}
+
+/* Logged at most once a minute: at the limit, the listener goes off and on
+ * with every connection that closes. */
+static void log_connection_limit(lb_http_server *srv)
+{
+    time_t now = time(NULL);
+    if (now - srv->limit_logged < 60)
+        return;
+    srv->limit_logged = now;
+    char max[24];
+    snprintf(max, sizeof max, "%zu", srv->limits.max_connections);
+    lb_log(LB_LOG_WARN, "connection limit reached: new connections wait in the listen backlog", "max_connections",
+           max, NULL);
+}
+
 /* ---- connection lifetime ------------------------------------------------ */
 
 static void server_check_drained(lb_http_server *srv)
@@ -199,7 +247,9 @@ static void conn_free(lb_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->metrics->connections_open--;
+    srv->n_conns--;
     free(c);
+    accept_resume(srv); /* a slot, and a descriptor, are free again */
     server_check_drained(srv);
 }
 
@@ -832,15 +882,33 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         srv->conns->prev = c;
     srv->conns = c;
     srv->metrics->connections_open++;
+    if (srv->accept_failing) {
+        srv->accept_failing = false;
+        lb_log(LB_LOG_INFO, "accepting connections again", NULL);
+    }
+    if (++srv->n_conns >= srv->limits.max_connections) {
+        accept_pause(srv);
+        log_connection_limit(srv);
+    }
     conn_add_readable(c, srv->limits.idle_timeout_s);
 }
 
+/* EMFILE and friends: keep serving the connections we have, and try again
+ * once one closes or after a short wait (the descriptors may belong to the
+ * store or to provider calls). One log line until an accept succeeds. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    (void)arg;
     (void)l;
-    /* EMFILE and friends: keep serving the connections we have */
-    lb_log(LB_LOG_WARN, "accept failed", "error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
+    lb_http_server *srv = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    accept_pause(srv);
+    struct timeval wait = {0, 250 * 1000};
+    evtimer_add(srv->accept_retry, &wait);
+    if (srv->accept_failing)
+        return;
+    srv->accept_failing = true;
+    lb_log(LB_LOG_WARN, "accept failed; trying again every 250 ms and whenever a connection closes", "error",
+           evutil_socket_error_to_string(e), NULL);
 }
 
 static void log_bound_address(struct evconnlistener *l)
@@ -886,13 +954,20 @@ lb_http_server *lb_http_server_new(struct event_base *base, const char *addr, co
     memcpy(copy, routes, n_routes * sizeof *routes);
     srv->base = base;
     srv->limits = *limits;
+    if (srv->limits.max_connections == 0)
+        srv->limits.max_connections = LB_HTTP_DEFAULT_MAX_CONNECTIONS;
+    srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
     srv->routes = copy;
     srv->n_routes = n_routes;
     srv->metrics = metrics;
     srv->listener = evconnlistener_new_bind(base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
                                             1024, (struct sockaddr *)&ss, sslen);
-    if (!srv->listener) {
-        snprintf(errbuf, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+    if (!srv->listener || !srv->accept_retry) {
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", addr, srv->listener ? "out of memory" : strerror(errno));
+        if (srv->listener)
+            evconnlistener_free(srv->listener);
+        if (srv->accept_retry)
+            event_free(srv->accept_retry);
         free(copy);
         free(srv);
         return NULL;
@@ -937,6 +1012,7 @@ static void server_release(lb_http_server *srv)
         srv->pool = next;
     }
     free(srv->routes);
+    event_free(srv->accept_retry);
     free(srv);
 }
 

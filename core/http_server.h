@@ -27,10 +27,13 @@ typedef struct lb_http_route {
     void *ctx;
 } lb_http_route;
 
+#define LB_HTTP_DEFAULT_MAX_CONNECTIONS 10000
+
 typedef struct lb_http_limits {
     size_t max_head;      /* request line + headers, bytes */
     size_t max_body;      /* bytes; larger bodies get 413 */
     int idle_timeout_s;   /* keep-alive idle and slow-client timeout */
+    size_t max_connections; /* open at once; past it new ones wait in the listen backlog; 0 = 10000 */
 } lb_http_limits;
 
 /* Binds addr ("HOST:PORT") and starts accepting. Routes are copied. */

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -146,14 +147,14 @@ def test_sighup_names_the_keys_that_change_only_at_restart():
     d = Daemon().start()
     try:
         d.write_config('synchronous = "normal"\nclub_scan_interval = 7\nplugin_dir = "/nonexistent"\n'
-                       + DEFAULT_CONFIG)
+                       'max_connections = 99\n' + DEFAULT_CONFIG)
         d.send_signal(signal.SIGHUP)
         deadline = time.time() + 10
         while "configuration reloaded" not in d.stderr():
             assert time.time() < deadline, d.stderr()
             time.sleep(0.05)
         log = d.stderr()
-        for key in ("synchronous", "plugin_dir", "club_scan_interval"):
+        for key in ("synchronous", "plugin_dir", "club_scan_interval", "max_connections"):
             assert "reload: %s changes only at restart" % key in log, log
         body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
         assert d.post_hotmart(body).status == 200
@@ -279,6 +280,80 @@ def test_sigint_stops_too():
         d.send_signal(signal.SIGINT)
         assert d.proc.wait(10) == 0
     finally:
+        d.cleanup()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_connections(d, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        socks.append(s)
+    return socks
+
+
+def test_past_max_connections_new_ones_wait_in_the_backlog():
+    d = Daemon("max_connections = 16\n" + DEFAULT_CONFIG).start()
+    socks = []
+    try:
+        socks = idle_connections(d, 40)  # 16 accepted, the rest in the kernel's backlog
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=d.get("/healthz")))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive(), "answered past the limit: %r" % result
+        before = cpu_seconds(d.proc.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(d.proc.pid) - before < 0.3, "the daemon spins while at the limit"
+        for s in socks:
+            s.close()
+        socks = []
+        t.join(10)
+        assert not t.is_alive() and result["r"].status == 200, result
+        log = d.stderr()
+        assert log.count("connection limit reached") == 1, log
+        assert "max_connections=16" in log, log
+    finally:
+        for s in socks:
+            s.close()
+        d.cleanup()
+
+
+def test_no_descriptor_left_pauses_accepting_instead_of_spinning():
+    """The descriptor limit drops under the daemon (as if the store or provider calls held the rest): accept
+    fails with EMFILE. The daemon pauses accepting, logs it once, keeps answering the connections it has, and
+    accepts again once descriptors are free."""
+    d = Daemon().start()
+    socks = []
+    try:
+        kept = d.connection()
+        assert d.request("GET", "/healthz", conn=kept).status == 200
+        open_fds = len(os.listdir("/proc/%d/fd" % d.proc.pid))
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid), "--nofile=%d:" % (open_fds + 4)], check=True)
+        socks = idle_connections(d, 30)
+        before = cpu_seconds(d.proc.pid)
+        time.sleep(1.5)
+        spent = cpu_seconds(d.proc.pid) - before
+        log = d.stderr()
+        assert log.count("accept failed") == 1, "%d lines:\n%s" % (log.count("accept failed"), log[-2000:])
+        assert "Too many open files" in log, log[-2000:]
+        assert spent < 0.5, "%.2f s of CPU in 1.5 s: the loop spins on accept" % spent
+        assert d.request("GET", "/healthz", conn=kept).status == 200  # the connections it has are served
+        kept.close()
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid), "--nofile=4096:"], check=True)
+        for s in socks:
+            s.close()
+        socks = []
+        assert d.get("/healthz").status == 200
+        assert "accepting connections again" in d.stderr()
+    finally:
+        for s in socks:
+            s.close()
         d.cleanup()
 
 

@@ -132,6 +132,29 @@ START_TEST(club_scan_interval_default_value_and_errors)
 }
 END_TEST
 
+START_TEST(max_connections_default_value_and_errors)
+{
+    lb_error err = {0};
+    lb_config *cfg = lb_config_load_string(SCAN_ACCOUNTS, "=t", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->max_connections, 10000);
+    lb_config_free(cfg);
+    cfg = lb_config_load_string("max_connections = 16" SCAN_ACCOUNTS, "=t", &err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->max_connections, 16);
+    lb_config_free(cfg);
+    static const char *const bad[] = {"max_connections = 15", "max_connections = 1000001", "max_connections = 1e3 + 0.5",
+                                      "max_connections = '100'", "max_connections = -1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char chunk[256];
+        snprintf(chunk, sizeof chunk, "%s%s", bad[i], SCAN_ACCOUNTS);
+        lb_error_clear(&err);
+        ck_assert_msg(lb_config_load_string(chunk, "=t", &err) == NULL, "accepted: %s", bad[i]);
+        ck_assert_str_eq(err.field, "max_connections");
+    }
+}
+END_TEST
+
 START_TEST(environment_moves_the_folder_defaults_only)
 {
     lb_error err = {0};
@@ -1214,6 +1237,7 @@ static TCase *valid_tcase(void)
     tcase_add_test(tc, demo_loads_with_defaults);
     tcase_add_test(tc, environment_moves_the_folder_defaults_only);
     tcase_add_test(tc, club_scan_interval_default_value_and_errors);
+    tcase_add_test(tc, max_connections_default_value_and_errors);
     tcase_add_test(tc, demo_has_sandbox_integration_and_segmentations);
     tcase_add_test(tc, minimal_config_gets_defaults);
     tcase_add_test(tc, every_key_parsed);
