@@ -190,14 +190,15 @@ static json_object *parse_number(const char *s)
     return json_object_new_double(d);
 }
 
+/* "3": digits only, as plain_decimal asks of a price, and within 64 bits;
+ * strtoll alone would also read " 3", "+3" and "-3". */
 static json_object *parse_int(const char *s)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0)
+    if (!is_decimal(s, strlen(s)))
         return NULL;
-    return json_object_new_int64(v);
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    return errno == 0 ? json_object_new_int64(v) : NULL;
 }
 
 /* The value for one row, or NULL when there is none worth storing. */

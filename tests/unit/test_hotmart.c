@@ -1770,6 +1770,33 @@ START_TEST(form_prices_are_plain_decimals)
 }
 END_TEST
 
+/* An integer (recurrency) is digits only, as a price's whole part is:
+ * what strtoll would also take (a sign, leading white space) is left out. */
+static const struct {
+    const char *value; /* form-encoded */
+    int64_t want;      /* < 0: left out */
+} form_integers[] = {
+    {"3", 3}, {"03", 3}, {"12", 12}, {"0", 0}, {"9223372036854775807", INT64_MAX},
+    {"%2B3", -1}, {"-3", -1}, {"%203", -1}, {"%093", -1}, {"%0A3", -1}, {"3%20", -1}, {"0x3", -1},
+    {"3.0", -1}, {"3%2C0", -1}, {"1e2", -1}, {"9223372036854775808", -1}, {"99999999999999999999", -1},
+    {"%EF%BC%93", -1}, /* a fullwidth 3 */
+};
+
+START_TEST(form_integers_are_plain_digits)
+{
+    char body[160];
+    lb_event ev;
+    snprintf(body, sizeof body, "status=approved&transaction=HP9&email=a%%40b.c&recurrency=%s",
+             form_integers[_i].value);
+    form_ok(body, &ev, NULL);
+    if (form_integers[_i].want < 0)
+        ABSENT(&ev, "purchase.recurrence");
+    else
+        INT(&ev, "purchase.recurrence", form_integers[_i].want);
+    lb_event_clear(&ev);
+}
+END_TEST
+
 START_TEST(form_parsing_edges)
 {
     lb_event ev;
@@ -1907,6 +1934,8 @@ static Suite *make_suite(void)
     tcase_add_test(form, form_required_fields);
     tcase_add_test(form, form_lenient_values);
     tcase_add_loop_test(form, form_prices_are_plain_decimals, 0, (int)(sizeof form_prices / sizeof form_prices[0]));
+    tcase_add_loop_test(form, form_integers_are_plain_digits, 0,
+                        (int)(sizeof form_integers / sizeof form_integers[0]));
     tcase_add_test(form, form_parsing_edges);
     tcase_add_test(form, form_too_many_fields);
     tcase_add_test(form, form_long_values);
