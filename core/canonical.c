@@ -205,6 +205,25 @@ static int copy_double(json_object *v, const char *path, json_object **out, lb_e
     return json_object_deep_copy(v, out, NULL) == 0 ? 0 : lb_fail(err, path, "out of memory");
 }
 
+static bool documented(const char *path)
+{
+    for (size_t i = 0; i < N_ELEMS(rules); i++)
+        if (strcmp(path, rules[i].path) == 0)
+            return true;
+    return false;
+}
+
+/* json-c clamps an integer past 64 bits without saying so. A key the shape
+ * does not document is kept as sent, which a clamped value is not, and its
+ * digits are lost: it is refused, as a documented field's is (by its rule,
+ * whose message says what that field takes). */
+static int copy_int(json_object *v, const char *path, json_object **out, lb_error *err)
+{
+    if (!documented(path) && lb_jval_int_clamped(v))
+        return lb_fail(err, path, "is out of range (past 64 bits: send such a number as a string)");
+    return json_object_deep_copy(v, out, NULL) == 0 ? 0 : lb_fail(err, path, "out of memory");
+}
+
 static int copy_value(json_object *v, const char *path, int depth, json_object **out, lb_error *err)
 {
     if (depth > MAX_DEPTH)
@@ -216,6 +235,8 @@ static int copy_value(json_object *v, const char *path, int depth, json_object *
         return copy_array(v, path, depth, out, err);
     case json_type_double:
         return copy_double(v, path, out, err);
+    case json_type_int:
+        return copy_int(v, path, out, err);
     default:
         break;
     }

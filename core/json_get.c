@@ -437,6 +437,11 @@ static int check_email(const scalar *v, const char *name, char *buf, size_t cap,
 #define DEFINE_CHECKS(prefix, value_t, view) FOR_EACH_KIND(DEFINE_CHECK, prefix, value_t, view)
 
 DEFINE_CHECKS(lb_jval_, json_object *, from_json)
+
+bool lb_jval_int_clamped(json_object *v)
+{
+    return json_object_is_type(v, json_type_int) && from_json(v).clamped;
+}
 DEFINE_CHECKS(lb_jnval_, const lb_jnode *, from_node)
 
 /* ---- getters by path: lookup, then the typed check --------------------- */

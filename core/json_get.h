@@ -55,6 +55,10 @@ int lb_jval_bool(json_object *v, const char *name, bool *out, lb_error *err);
 /* A lead e-mail, trimmed and lower-cased into buf (cap >= LB_EMAIL_MAX + 1);
  * a present value that is not a plausible address is an error. */
 int lb_jval_email(json_object *v, const char *name, char *buf, size_t cap, lb_error *err);
+/* Whether v is an integer json-c may have clamped. It clamps one past its
+ * range to the range's end without saying so, so an end (-2^63, 2^64 - 1)
+ * counts as past it: what was sent is not known. */
+bool lb_jval_int_clamped(json_object *v);
 
 int lb_jget_string(json_object *root, const char *path, const char **out, lb_error *err);
 int lb_jget_id(json_object *root, const char *path, char *buf, size_t cap, lb_error *err);

@@ -197,7 +197,9 @@ def test_integers_out_of_range_are_400_naming_the_field():
         assert stored("acme", doc["id"]) == []
     for path, over in [("occurred_at", {"occurred_at": 99999999999999999999}),
                        ("purchase.installments", {"purchase": {"installments": 99999999999999999999}}),
-                       ("purchase.price", {"purchase": {"price": 99999999999999999999}})]:
+                       ("purchase.price", {"purchase": {"price": 99999999999999999999}}),
+                       ("note", {"note": 99999999999999999999}),  # undocumented: kept as sent, or refused
+                       ("custom.n[0]", {"custom": {"n": [-99999999999999999999]}})]:
         doc = api_event(**over)
         err = assert_error(D.post_event(doc), 400, "invalid_event", path)
         assert "out of range" in err["message"], err

@@ -368,6 +368,12 @@ static const struct {
     {"club.progress", "-99999999999999999999"},
     {"product.id", "99999999999999999999"},
     {"subscription.id", "-99999999999999999999"},
+    /* keys the shape does not document are kept as sent, so what json-c
+     * clamped cannot be kept: refused too */
+    {"extra", "99999999999999999999"},
+    {"extra", "18446744073709551615"},
+    {"extra", "-99999999999999999999"},
+    {"extra.deeper", "-9223372036854775808"},
 };
 
 START_TEST(out_of_range_refused)
@@ -390,11 +396,24 @@ START_TEST(integers_in_range_kept)
     set(root, "purchase.installments", "9223372036854775807");
     set(root, "product.id", "18446744073709551614");
     set(root, "purchase.price", "18446744073709551614");
+    set(root, "extra.big", "18446744073709551614");
+    set(root, "extra.small", "-9223372036854775807");
     normalize_ok(root, &ev);
     ck_assert_int_eq(int_at(&ev, "purchase.installments"), INT64_MAX);
     STR(&ev, "product.id", "18446744073709551614");
     ck_assert_str_eq(json_object_to_json_string(lb_jget(ev.doc, "purchase.price")), "18446744073709551614");
+    ck_assert_str_eq(json_object_to_json_string_ext(lb_jget(ev.doc, "extra"), JSON_C_TO_STRING_PLAIN),
+                     "{\"big\":18446744073709551614,\"small\":-9223372036854775807}");
     lb_event_clear(&ev);
+}
+END_TEST
+
+/* In an array of an undocumented key too, named by its index. */
+START_TEST(clamped_integer_in_an_array_refused)
+{
+    json_object *root = minimal("purchase.approved");
+    set(root, "extra", "{\"list\":[1,99999999999999999999]}");
+    normalize_fails(root, "extra.list[1]");
 }
 END_TEST
 
@@ -520,6 +539,7 @@ static Suite *make_suite(void)
     tcase_add_loop_test(bad, wrong_types_refused, 0, (int)(sizeof wrong / sizeof wrong[0]));
     tcase_add_loop_test(bad, out_of_range_refused, 0, (int)(sizeof out_of_range / sizeof out_of_range[0]));
     tcase_add_loop_test(bad, odd_number_spellings_refused, 0, (int)(sizeof odd_numbers / sizeof *odd_numbers));
+    tcase_add_test(bad, clamped_integer_in_an_array_refused);
     tcase_add_test(bad, hostile_bodies);
     tcase_add_test(bad, deep_nesting_refused);
     suite_add_tcase(s, bad);
