@@ -110,27 +110,45 @@ static char *url_decode(const char *s, size_t n, size_t *out_len)
     return out;
 }
 
-/* Adds one "key=value" pair. The first occurrence of a key wins, so a
+/* Whether a decoded key is kept: one we could read (no NUL, short), the
+ * one asked for if any, and new. The first occurrence of a key wins, so a
  * second "hottok" or "email" appended to a body cannot override it. */
-static int add_pair(json_object *form, const char *p, size_t n, lb_error *err)
+static bool key_wanted(json_object *form, const char *key, size_t kdec, const char *only)
+{
+    return kdec > 0 && kdec < FORM_KEY_MAX && strlen(key) == kdec && (only == NULL || strcmp(key, only) == 0) &&
+           !json_object_object_get_ex(form, key, NULL);
+}
+
+/* Adds one "key=value" pair; with `only` set, only if the key is that one. */
+static int add_pair(json_object *form, const char *p, size_t n, const char *only, lb_error *err)
 {
     const char *eq = memchr(p, '=', n);
     size_t klen = eq ? (size_t)(eq - p) : n;
     size_t kdec = 0, vdec = 0;
+    if (only != NULL && (klen < strlen(only) || klen > 3 * strlen(only)))
+        return 0; /* cannot decode to it (a byte is 1 to 3 encoded): not worth decoding */
     char *key = url_decode(p, klen, &kdec);
+    if (key == NULL)
+        return lb_fail(err, "", "out of memory");
+    if (!key_wanted(form, key, kdec, only)) {
+        free(key);
+        return 0;
+    }
     char *val = url_decode(eq ? eq + 1 : p + n, eq ? n - klen - 1 : 0, &vdec);
     int rc = 0;
-    if (key == NULL || val == NULL)
+    if (val == NULL)
         rc = lb_fail(err, "", "out of memory");
-    else if (kdec > 0 && kdec < FORM_KEY_MAX && strlen(key) == kdec && vdec <= INT_MAX &&
-             !json_object_object_get_ex(form, key, NULL))
+    else if (vdec <= INT_MAX)
         json_object_object_add(form, key, json_object_new_string_len(val, (int)vdec));
     free(key);
     free(val);
     return rc;
 }
 
-static int parse_form(const char *body, size_t len, json_object **out, lb_error *err)
+/* Decodes the body into *out. Past FORM_MAX_FIELDS only the hottok is still
+ * read, and *too_many is set: the caller authenticates first, and must not
+ * tell the account holder its hottok is missing when its form is too big. */
+static int parse_form(const char *body, size_t len, json_object **out, bool *too_many, lb_error *err)
 {
     json_object *form = json_object_new_object();
     size_t fields = 0;
@@ -140,16 +158,14 @@ static int parse_form(const char *body, size_t len, json_object **out, lb_error 
         const char *p = body + i;
         const char *amp = memchr(p, '&', len - i);
         size_t n = amp ? (size_t)(amp - p) : len - i;
-        if (n > 0 && ++fields > FORM_MAX_FIELDS) {
-            json_object_put(form);
-            return lb_fail(err, "", "the form has more than %d fields", FORM_MAX_FIELDS);
-        }
-        if (n > 0 && add_pair(form, p, n, err) < 0) {
+        const char *only = n > 0 && ++fields > FORM_MAX_FIELDS ? "hottok" : NULL;
+        if (n > 0 && add_pair(form, p, n, only, err) < 0) {
             json_object_put(form);
             return -1;
         }
         i += n + 1;
     }
+    *too_many = fields > FORM_MAX_FIELDS;
     *out = form;
     return 0;
 }
@@ -387,11 +403,14 @@ int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev, char *
     json_object *form = NULL, *doc = NULL;
     const char *type = "unknown";
     memset(ev, 0, sizeof *ev);
+    bool too_many = false;
     if (hottok_out != NULL)
         *hottok_out = NULL;
-    if (parse_form(body, len, &form, err) < 0)
+    if (parse_form(body, len, &form, &too_many, err) < 0)
         return -1;
     int rc = take_hottok(form, hottok_out, err);
+    if (rc == 0 && too_many)
+        rc = lb_fail(err, "", "the form has more than %d fields", FORM_MAX_FIELDS);
     if (rc == 0 && (doc = json_object_new_object()) == NULL)
         rc = lb_fail(err, "", "out of memory");
     if (rc == 0)

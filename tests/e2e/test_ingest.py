@@ -263,6 +263,22 @@ def test_form_postback_needs_its_hottok():
     assert_error(D.post_hotmart(form, hottok=None, content_type="application/x-www-form-urlencoded"), 400)
 
 
+def test_form_over_the_field_limit_is_401_to_strangers_and_400_to_its_account():
+    """More than 1,024 fields stopped the parse before the hottok was read, so
+    the account holder was told its hottok was missing."""
+    def big(before, after=""):
+        return before + "&k=v" * 1100 + after
+    ctype = "application/x-www-form-urlencoded"
+    base = "status=approved&transaction=HP77&email=a%40example.com"
+    for form in [big("hottok=%s&%s" % (HOTTOK_A, base)), big(base, "&hottok=" + HOTTOK_A)]:
+        err = assert_error(D.post_hotmart(form, hottok=None, content_type=ctype), 400, "invalid_event")
+        assert "1024 fields" in err["message"] and "field" not in err, err
+    for form, why in [(big(base), "missing hottok"), (big(base, "&hottok=wrong-token-000"), "wrong hottok")]:
+        err = assert_error(D.post_hotmart(form, hottok=None, content_type=ctype), 401, "unauthorized")
+        assert err["message"] == why, err
+    assert stored("acme", "HP77:approved", source="hotmart1") == []
+
+
 def api_event(**over):
     doc = {"id": str(uuid.uuid4()), "type": "product.rated", "occurred_at": 1768482362000,
            "product": {"id": "4123456"}, "lead": {"email": "rater@example.com"},

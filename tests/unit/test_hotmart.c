@@ -1711,14 +1711,53 @@ START_TEST(form_required_fields)
     tok = form_fails_tok("status=approved&transaction=HP4&hottok=t%2B1", "email");
     ck_assert_pstr_eq(tok, "t+1");
     free(tok);
-    /* Not even a form: no token. */
-    char *many = malloc(1100 * 4 + 16);
-    ck_assert_ptr_nonnull(many);
-    strcpy(many, "hottok=abc");
-    for (int i = 0; i < 1100; i++)
-        strcat(many, "&k=v");
-    form_fails(many, "");
-    free(many);
+}
+END_TEST
+
+/* A form over the field limit is refused, but its token is still handed
+ * back, wherever it is: the caller answers 401 to a stranger and, to the
+ * account holder, that the form is too big (not that its token is missing). */
+static char *many_fields(const char *before, int n, const char *after)
+{
+    char *body = malloc(strlen(before) + (size_t)n * 4 + strlen(after) + 1);
+    ck_assert_ptr_nonnull(body);
+    char *p = body + sprintf(body, "%s", before);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "&k=v");
+    strcpy(p, after);
+    return body;
+}
+
+static void too_many_gives_token(const char *before, const char *after, const char *want)
+{
+    char *body = many_fields(before, 1100, after);
+    char *tok = form_fails_tok(body, "");
+    ck_assert_pstr_eq(tok, want);
+    free(tok);
+    free(body);
+}
+
+START_TEST(form_too_many_fields_keeps_the_token)
+{
+    too_many_gives_token("hottok=abc", "", "abc");
+    too_many_gives_token("status=approved", "&hottok=late", "late");
+    too_many_gives_token("status=approved", "&hott%6Fk=enc%2B1&x=y", "enc+1");
+    too_many_gives_token("hottok=first", "&hottok=second", "first"); /* the first still wins */
+    too_many_gives_token("status=approved", "&hottok=one&hottok=two", "one");
+    too_many_gives_token("status=approved", "&hottokx=no&xhottok=no&hottok", ""); /* a bare key: empty */
+    char *body = many_fields("status=approved", 1100, "");
+    ck_assert_ptr_null(form_fails_tok(body, ""));
+    free(body);
+    body = many_fields("status=approved", 1100, "&hottok=a%00b");
+    ck_assert_ptr_null(form_fails_tok(body, "hottok")); /* a NUL: no token, as within the limit */
+    free(body);
+
+    lb_error err = {{0}, {0}};
+    lb_event ev;
+    body = many_fields("hottok=abc", 1100, "");
+    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "1024") != NULL, "%s", err.message); /* names the limit */
+    free(body);
 }
 END_TEST
 
@@ -1938,6 +1977,7 @@ static Suite *make_suite(void)
                         (int)(sizeof form_integers / sizeof form_integers[0]));
     tcase_add_test(form, form_parsing_edges);
     tcase_add_test(form, form_too_many_fields);
+    tcase_add_test(form, form_too_many_fields_keeps_the_token);
     tcase_add_test(form, form_long_values);
     suite_add_tcase(s, form);
     return s;
