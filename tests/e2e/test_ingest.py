@@ -279,6 +279,21 @@ def test_form_over_the_field_limit_is_401_to_strangers_and_400_to_its_account():
     assert stored("acme", "HP77:approved", source="hotmart1") == []
 
 
+def test_form_nul_in_a_field_read_is_400_naming_it():
+    """%00 decodes to a NUL, which a C string would end at: a field the
+    server reads refuses it by name; one it does not read is not checked."""
+    ctype = "application/x-www-form-urlencoded"
+    base = "hottok=%s&status=approved&transaction=HP%d&email=a%%40example.com" % (HOTTOK_A, time.time_ns())
+    for extra, field in [("&name=Ana%00x", "name"), ("&price=1%00", "price")]:
+        err = assert_error(D.post_hotmart(base + extra, hottok=None, content_type=ctype), 400, "invalid_event", field)
+        assert "NUL" in err["message"], err
+    err = assert_error(D.post_hotmart(base.replace("%40example", "%40exa%00mple"), hottok=None, content_type=ctype),
+                       400, "invalid_event", "email")
+    assert D.post_hotmart(base + "&src=a%00b&na%00me=x", hottok=None, content_type=ctype).status == 200
+    form = base.replace("hottok=", "hottok=%00")  # no usable token: nothing about the body is told
+    assert_error(D.post_hotmart(form, hottok=None, content_type=ctype), 401, "unauthorized")
+
+
 def api_event(**over):
     doc = {"id": str(uuid.uuid4()), "type": "product.rated", "occurred_at": 1768482362000,
            "product": {"id": "4123456"}, "lead": {"email": "rater@example.com"},
