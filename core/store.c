@@ -5,9 +5,10 @@
 
 int lb_store_open(lb_store *store, const char *location, const lb_store_options *opts, lb_error *err)
 {
-    void *impl = lb_store_sqlite_open(location, opts, err);
-    if (!impl)
-        return -1;
+    void *impl = NULL;
+    int rc = lb_store_sqlite_open(location, opts, &impl, err);
+    if (rc)
+        return rc;
     store->ops = &lb_store_sqlite_ops;
     store->impl = impl;
     return 0;

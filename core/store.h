@@ -41,7 +41,14 @@ typedef struct lb_store_options {
                              * first webhook after a start must not wait for it) */
     bool must_exist;        /* open an existing database only, creating neither it nor its folder (the
                              * CLI: a mistyped path must fail, not answer from a new empty store) */
+    bool no_upgrade;        /* never migrate: a schema older than this build's is left as it is and the
+                             * open fails with LB_STORE_NEEDS_UPGRADE (the CLI: an older daemon may be
+                             * running on the store, cli.c) */
 } lb_store_options;
+
+/* lb_store_open's failure when no_upgrade finds an older schema; err says
+ * from which version to which. */
+#define LB_STORE_NEEDS_UPGRADE (-2)
 
 /* What the store says about itself in /metrics. */
 typedef struct lb_store_stats {
@@ -103,7 +110,7 @@ typedef struct lb_store {
 } lb_store;
 
 /* Opens the store at `location` (a SQLite file path), creating and migrating
- * its schema. Returns 0, or -1 with the reason. */
+ * its schema. Returns 0, or -1 (or LB_STORE_NEEDS_UPGRADE) with the reason. */
 int lb_store_open(lb_store *store, const char *location, const lb_store_options *opts, lb_error *err);
 void lb_store_close(lb_store *store);
 

@@ -5,7 +5,8 @@
 #include "store.h"
 
 extern const lb_store_ops lb_store_sqlite_ops;
-void *lb_store_sqlite_open(const char *path, const lb_store_options *opts, lb_error *err);
+/* lb_store_open's contract; *impl is set on success only. */
+int lb_store_sqlite_open(const char *path, const lb_store_options *opts, void **impl, lb_error *err);
 /* Tests only: gives every event key the same hash, so that the dedupe index
  * must tell keys apart by comparing them (store_sqlite_keys.c). */
 void lb_store_sqlite_collide_keys_for_test(lb_store *store);

@@ -4,7 +4,8 @@
  * VFS and than the shim's buffer, WAL checkpoints in between (SQLite's own,
  * and the checkpoint thread's), a reopen, and the dedupe index afterwards;
  * then the dedupe index itself (store_sqlite_keys.c): within a transaction,
- * across a rollback, by account and source, and after migrating version 5. */
+ * across a rollback, by account and source, and after migrating version 5;
+ * and that no_upgrade (the commands) leaves an older schema as it is. */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -489,20 +490,26 @@ static void exec_ok(sqlite3 *db, const char *sql)
 }
 
 /* A store made by this build, then taken back to an older version by hand
- * (each SQL text in turn; the last sets user_version), then opened again,
- * which migrates it forward. */
-static void open_downgraded_store(lb_store *s, const char *drop, const char *create, const char *fill)
+ * (each SQL text in turn; the last sets user_version). */
+static void make_downgraded_store(const char *drop, const char *create, const char *fill)
 {
-    lb_error err = {0};
-    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
-    open_fresh_store(s, false);
-    lb_store_close(s);
+    lb_store s;
+    open_fresh_store(&s, false);
+    lb_store_close(&s);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     exec_ok(db, drop);
     exec_ok(db, create);
     exec_ok(db, fill);
     sqlite3_close(db);
+}
+
+/* ... then opened again, which migrates it forward. */
+static void open_downgraded_store(lb_store *s, const char *drop, const char *create, const char *fill)
+{
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000};
+    make_downgraded_store(drop, create, fill);
     ck_assert_msg(lb_store_open(s, db_path, &opts, &err) == 0, "%s", err.message);
 }
 
@@ -619,6 +626,52 @@ START_TEST(migration_8_keys_club_activity_by_its_primary_key_alone)
 }
 END_TEST
 
+/* The schema version and club_activity's SQL, read from the file. */
+static void read_schema(int *version, char *club_sql, size_t size)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT user_version FROM pragma_user_version),"
+                                        " (SELECT sql FROM sqlite_master WHERE name = 'club_activity')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    *version = sqlite3_column_int(st, 0);
+    snprintf(club_sql, size, "%s", (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* no_upgrade (the commands, which may run beside an older daemon): a store
+ * of this build's schema opens; an older one is refused, saying so, and left
+ * as it was. */
+START_TEST(no_upgrade_opens_a_current_store_and_leaves_an_older_one_alone)
+{
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .must_exist = true, .no_upgrade = true};
+    open_fresh_store(&s, false);
+    lb_store_close(&s);
+    ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
+    lb_store_close(&s);
+    remove_dir();
+    make_downgraded_store("DROP TABLE club_activity;", club_activity_v3,
+                          "INSERT INTO club_activity VALUES ('acct', '7', 'a@example.com', 1000, 0.5);"
+                          "PRAGMA user_version = 7;");
+    ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), LB_STORE_NEEDS_UPGRADE);
+    ck_assert_msg(strstr(err.message, "needs an upgrade (version 7 -> 8)"), "%s", err.message);
+    int version;
+    char club_sql[512];
+    read_schema(&version, club_sql, sizeof club_sql);
+    ck_assert_int_eq(version, 7);
+    ck_assert_ptr_null(strstr(club_sql, "WITHOUT ROWID"));
+    ck_assert_int_eq(count_rows("club_activity"), 1);
+    remove_dir();
+}
+END_TEST
+
 /* A database of version 5 (a unique index on the events' keys) loses the
  * index, and its events' keys move to event_keys: they are still known. */
 START_TEST(a_version_5_database_keeps_knowing_its_events)
@@ -687,6 +740,7 @@ int main(void)
     tcase_add_test(tc, checkpoint_thread_copies_the_wal_into_the_database);
     tcase_add_test(tc, migration_7_keeps_the_jobs_and_their_check);
     tcase_add_test(tc, migration_8_keys_club_activity_by_its_primary_key_alone);
+    tcase_add_test(tc, no_upgrade_opens_a_current_store_and_leaves_an_older_one_alone);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
     tcase_add_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
