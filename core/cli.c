@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sysexits.h>
 
 #include "canonical.h"
+#include "db_lock.h"
 #include "hotmart.h"
 #include "log.h"
 #include "plugin_api.h"
@@ -34,16 +36,20 @@ static int fail_with(const lb_error *err)
     return 1;
 }
 
-/* Config, store, plugins and the segmentation world, as the daemon builds them. */
+/* Config, store, plugins and the segmentation world, as the daemon builds
+ * them. Returns 0, -1 or LB_STORE_NEEDS_UPGRADE, err saying why. */
 static int cli_open(cli *c, const lb_daemon_options *opts, bool with_world, lb_error *err)
 {
     c->cfg = lb_daemon_load_config(opts, err);
     if (!c->cfg)
         return -1;
-    /* must_exist: only the daemon creates a store, so a mistyped -d fails here */
-    lb_store_options sopts = {.sync_full = c->cfg->sync_full, .busy_timeout_ms = 5000, .must_exist = true};
-    if (lb_store_open(&c->store, c->cfg->database, &sopts, err))
-        return -1;
+    /* must_exist: only the daemon creates a store, so a mistyped -d fails here;
+     * no_upgrade: nor does anything but the daemon upgrade one (refuse_upgrade) */
+    lb_store_options sopts = {.sync_full = c->cfg->sync_full, .busy_timeout_ms = 5000, .must_exist = true,
+                              .no_upgrade = true};
+    int rc = lb_store_open(&c->store, c->cfg->database, &sopts, err);
+    if (rc)
+        return rc;
     if (!with_world)
         return 0;
     lb_core_api_fill(&c->api);
@@ -52,6 +58,40 @@ static int cli_open(cli *c, const lb_daemon_options *opts, bool with_world, lb_e
         lb_error_clear(err); /* as in the daemon: missing providers flag segmentations instead */
     c->world = lb_seg_world_build(&c->store, c->cfg, c->registry, err);
     return c->world ? 0 : -1;
+}
+
+/* A store whose schema is older than this listbossd's: the commands never
+ * upgrade it, they say who can. After a package upgrade the old daemon may
+ * still be running on it with SQL written for the old schema, and some
+ * migrations rebuild whole tables under it. With no daemon running, a command
+ * could take the lock and upgrade, but an upgrade can take minutes (migration
+ * 6: 25 s for 300,000 events, docs/storage.md), which the daemon's start logs
+ * step by step while a command would sit silent, and a daemon started
+ * meanwhile would refuse to run. So only the daemon upgrades, as it starts;
+ * the lock tells which advice fits (a daemon of this version holds it too
+ * while its start upgrades). EX_TEMPFAIL: the same command works once the
+ * daemon has started. */
+static int refuse_upgrade(const char *database, const lb_error *err)
+{
+    char who[64] = "";
+    int held = lb_db_lock_holder(database, who, sizeof who);
+    fprintf(stderr, "listbossd: %s: %s", err->field, err->message);
+    if (held > 0)
+        fprintf(stderr, ", and %s is running on it. Only the daemon upgrades a store, as it starts: restart that "
+                        "one with this listbossd (or, if it is starting, let it finish)", who);
+    else if (held == 0)
+        fprintf(stderr, ", and no listbossd is running on it. Only the daemon upgrades a store, as it starts: "
+                        "start listbossd once");
+    else
+        fprintf(stderr, ". Only the daemon upgrades a store, as it starts: start listbossd (or restart it with "
+                        "this version)");
+    fprintf(stderr, ", then run the command again\n");
+    return EX_TEMPFAIL;
+}
+
+static int open_failed(const cli *c, int rc, const lb_error *err)
+{
+    return rc == LB_STORE_NEEDS_UPGRADE ? refuse_upgrade(c->cfg->database, err) : fail_with(err);
 }
 
 static void cli_close(cli *c)
@@ -329,7 +369,8 @@ int lb_cli_run(const lb_daemon_options *opts, int argc, char **argv)
     lb_log_set_level(LB_LOG_WARN); /* stdout is the answer; stderr only for trouble */
     /* "segmentation add" needs the world to check against; remove does not */
     bool world = needs_world(argv[0]) || (argc > 1 && strcmp(argv[1], "add") == 0);
-    int status = cli_open(&c, opts, world, &err) ? fail_with(&err) : run(&c, argc, argv);
+    int rc = cli_open(&c, opts, world, &err);
+    int status = rc ? open_failed(&c, rc, &err) : run(&c, argc, argv);
     cli_close(&c);
     return status;
 }

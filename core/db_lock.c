@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,15 @@ static void holder(int fd, char *out, size_t size)
         snprintf(out, size, "another process");
 }
 
+static bool lock_path(const char *database, char *path, size_t size)
+{
+    return snprintf(path, size, "%s-listbossd.lock", database) < (int)size;
+}
+
 int lb_db_lock(const char *database, lb_error *err)
 {
     char path[4096];
-    if (snprintf(path, sizeof path, "%s-listbossd.lock", database) >= (int)sizeof path) {
+    if (!lock_path(database, path, sizeof path)) {
         lb_fail(err, "database", "path too long");
         return -1;
     }
@@ -62,4 +68,28 @@ void lb_db_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+/* Read-only and without O_CREAT: the command-line user may not be the
+ * daemon's, and a lock file it created could be one the daemon cannot open.
+ * No file means no daemon: each one creates it before it opens the store.
+ * A shared lock tests for the daemon's exclusive one. Granted, it is held
+ * until the close below: a daemon starting in that very instant refuses as
+ * it would beside another one, which is why the commands ask only when they
+ * refuse to upgrade a store, not on every run. */
+int lb_db_lock_holder(const char *database, char *who, size_t size)
+{
+    char path[4096];
+    if (!lock_path(database, path, sizeof path))
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    int held = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+        held = errno == EWOULDBLOCK ? 1 : -1;
+    if (held == 1)
+        holder(fd, who, size);
+    close(fd);
+    return held;
 }

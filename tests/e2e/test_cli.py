@@ -1,7 +1,11 @@
-"""listbossd's commands: catalogue, segmentations, add/remove, evaluate, dead letters."""
+"""listbossd's commands: catalogue, segmentations, add/remove, evaluate, dead letters; beside a running
+daemon, and on a store older than them, which they leave to the daemon to upgrade."""
 import json
 import os
+import signal
+import sqlite3
 import subprocess
+import time
 
 from lbtest import DEFAULT_CONFIG, FIXTURES, LISTBOSSD, Daemon, run
 
@@ -26,9 +30,13 @@ def setup_store():
     assert os.path.exists(D.db)
 
 
+def run_cli(*args):
+    return subprocess.run([LISTBOSSD, "-c", D.config_path] + list(args), capture_output=True, text=True, env=D.env,
+                          cwd=D.dir, timeout=60)
+
+
 def cli(*args, expect=0):
-    r = subprocess.run([LISTBOSSD, "-c", D.config_path] + list(args), capture_output=True, text=True, env=D.env,
-                       cwd=D.dir, timeout=60)
+    r = run_cli(*args)
     assert r.returncode == expect, (args, r.returncode, r.stdout, r.stderr)
     return json.loads(r.stdout) if r.stdout.strip() else None
 
@@ -145,6 +153,120 @@ def test_a_mistyped_database_path_is_an_error_and_creates_nothing():
 
 def test_unknown_command_is_a_usage_error():
     cli("frobnicate", expect=2)
+
+
+# --- beside a running daemon, and a store older than the commands ------------------------------
+
+def store_exec(script):
+    """Writes to the store as another program would, beside the daemon or not."""
+    con = sqlite3.connect(D.db, timeout=10, isolation_level=None)
+    try:
+        con.executescript(script)
+    finally:
+        con.close()
+
+
+def test_the_commands_work_beside_a_running_listbossd():
+    # reading needs no stop, and replay is meant for a running daemon: replay, then SIGHUP
+    D.start()
+    try:
+        store_exec("""INSERT INTO jobs (account, integration, lead_email, action, params, lead, idempotency_key,
+                     event_id, segmentation_id, action_index, state, attempts, created_at, next_attempt_at,
+                     updated_at, last_status, last_reason)
+                   VALUES ('acme', 'local', 'ana@example.com', 'tag_add', '{"tag":"customer"}',
+                     '{"name":"Ana Teste"}', 'beside:1:0', 1, 1, 0, 'dead', 8, 1, 1, 1, 503,
+                     'gave up after 8 attempts: 503');""")
+        job = D.query("SELECT id FROM jobs WHERE idempotency_key = 'beside:1:0'")[0][0]
+        dead = cli("dead-letters", "acme")
+        assert [(j["id"], j["last_status"]) for j in dead] == [(job, 503)], dead
+        assert {"buyers", "pix-only"} <= {s["name"] for s in cli("segmentations", "acme")}
+        assert cli("evaluate", "acme", os.path.join(FIXTURES, "PURCHASE_APPROVED.json"))["decisions"]
+        assert cli("replay", "acme", str(job)) == {"replayed": 1}
+        D.send_signal(signal.SIGHUP)  # the daemon picks the replayed job up and the sandbox does it
+        deadline = time.time() + 10
+        while D.query("SELECT state FROM jobs WHERE id = ?", job) != [("done",)]:
+            assert time.time() < deadline, (D.query("SELECT * FROM jobs WHERE id = ?", job), D.stderr()[-3000:])
+            time.sleep(0.05)
+    finally:
+        D.stop()
+
+
+# every command opens the store, so every one must leave an older one alone
+COMMANDS = [("dead-letters", "acme"), ("replay", "acme"), ("replay", "acme", "1"), ("segmentations", "acme"),
+            ("catalogue",), ("evaluate", "acme", os.path.join(FIXTURES, "PURCHASE_APPROVED.json")),
+            ("segmentation", "remove", "acme", "nothing")]
+
+
+def take_back_to_version_7():
+    """The store as version 7 had it, a row in it: club_activity a rowid table
+    (migration 3's), which migration 8 copies into a WITHOUT ROWID one. The
+    rest of the schema is version 7's already."""
+    store_exec("""
+        BEGIN;
+        DROP TABLE club_activity;
+        CREATE TABLE club_activity (account TEXT NOT NULL, product_id TEXT NOT NULL, lead_email TEXT NOT NULL,
+          last_access_at INTEGER NOT NULL DEFAULT 0, max_progress REAL NOT NULL DEFAULT -1,
+          PRIMARY KEY (account, product_id, lead_email));
+        INSERT INTO club_activity VALUES ('acme', '4123456', 'ana@example.com', 1000, 0.5);
+        PRAGMA user_version = 7;
+        COMMIT;""")
+
+
+def schema():
+    """What a migration would change: the version, every table and index, and the rows it copies."""
+    return (D.query("PRAGMA user_version"),
+            D.query("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"),
+            D.query("SELECT * FROM club_activity ORDER BY lead_email"))
+
+
+def assert_refused(args, who, advice):
+    r = run_cli(*args)
+    assert (r.returncode, r.stdout) == (os.EX_TEMPFAIL, ""), (args, r.returncode, r.stdout, r.stderr)
+    assert r.stderr == ("listbossd: database: the schema of %s needs an upgrade (version 7 -> 8), and %s running on"
+                        " it. Only the daemon upgrades a store, as it starts: %s, then run the command again\n"
+                        % (D.db, who, advice)), (args, r.stderr)
+
+
+def test_an_older_store_is_left_alone_while_listbossd_runs_on_it():
+    # after a package upgrade the old daemon runs on, with SQL written for its
+    # schema: the new binary's commands must not migrate the store under it.
+    # The daemon here stands for the old one: it holds the lock as any
+    # listbossd does, and the store is taken back to version 7 under it.
+    D.start()
+    try:
+        take_back_to_version_7()
+        before = schema()
+        assert before[0] == [(7,)]
+        for args in COMMANDS:
+            assert_refused(args, "listbossd (pid %d) is" % D.proc.pid,
+                           "restart that one with this listbossd (or, if it is starting, let it finish)")
+        assert schema() == before
+        assert D.get("/healthz").status == 200
+    finally:
+        D.stop()
+    # as the message says: the new daemon upgrades the store as it starts, then the commands work
+    D.start()
+    D.stop()
+    assert D.query("PRAGMA user_version") == [(8,)]
+    assert D.query("SELECT * FROM club_activity") == [("acme", "4123456", "ana@example.com", 1000, 0.5)]
+    assert cli("dead-letters", "acme") == []
+
+
+def test_an_older_store_is_left_alone_with_no_listbossd_running():
+    # only the daemon upgrades, as it starts (cli.c says why); nor does a
+    # command create the daemon's lock file, which it would own
+    lock = D.db + "-listbossd.lock"
+    os.unlink(lock)
+    take_back_to_version_7()
+    before = schema()
+    for args in COMMANDS:
+        assert_refused(args, "no listbossd is", "start listbossd once")
+    assert schema() == before
+    assert not os.path.exists(lock)
+    D.start()
+    D.stop()
+    assert D.query("PRAGMA user_version") == [(8,)]
+    assert cli("dead-letters", "acme") == []
 
 
 setup_store()
