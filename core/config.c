@@ -6,9 +6,17 @@
  * chunk _ENV that is an empty table falling back (__index) to a table of pure
  * helpers. Nothing reachable from the chunk touches files, the process or the
  * loader, and whatever the chunk assigns at top level lands in that empty
- * table: its entries are exactly the keys the config set. */
+ * table: its entries are exactly the keys the config set.
+ *
+ * The hook never runs inside a C function, so the library functions that
+ * loop in C for as long as the config asks (string patterns, table.move,
+ * table.sort, string.rep of "") are the bounded versions of lua_clib.c: a
+ * pattern call past its worst-case bound is refused, and the work of the
+ * others is charged before it starts, loops to the instruction budget and
+ * patterns to a budget of their own. */
 #include "config.h"
 
+#include "lua_clib.h"
 #include "secret.h"
 
 #include <json-c/json.h>
@@ -28,6 +36,12 @@
 /* A real config runs a few thousand instructions; 10 million is ~0.1 s. */
 #define LB_CONFIG_INSN_LIMIT 10000000L
 #define LB_CONFIG_HOOK_EVERY 1000
+/* The worst cases of all the pattern calls of one load together: 20 calls at
+ * the per-call bound, well under a second of matching. A config matches a
+ * few short strings, if any; without this sum a loop of calls each just
+ * under the per-call bound would run for hours inside 10 million
+ * instructions. */
+#define LB_CONFIG_PATTERN_STEPS ((lua_Unsigned)(20 * LB_PATTERN_STEPS))
 /* A config is a page of text; a bigger file is a mistake (wrong -c argument). */
 #define LB_CONFIG_FILE_MAX ((size_t)1024 * 1024)
 
@@ -101,6 +115,14 @@ static const struct {
     {LUA_UTF8LIBNAME, luaopen_utf8},
 };
 
+/* Which budget stopped a load, for the message. */
+enum lb_stop {
+    LB_STOP_NONE,
+    LB_STOP_INSN,     /* the hook: the config ran too long */
+    LB_STOP_LOOP,     /* a library loop would have: stopped_in names it */
+    LB_STOP_PATTERNS, /* the pattern calls together: stopped_in names the last */
+};
+
 /* One load in progress; reachable from the Lua state through its extra space
  * (the hook) and its allocator userdata, so no global state is needed. */
 struct lb_load {
@@ -108,8 +130,10 @@ struct lb_load {
     size_t len;
     char chunkname[128];
     size_t mem_used;
-    long hook_calls;
-    bool budget_exceeded;
+    long insn;                  /* run, plus library loop work charged */
+    lua_Unsigned pattern_steps; /* charged, of LB_CONFIG_PATTERN_STEPS */
+    enum lb_stop stopped;       /* the first budget breach, once there is one */
+    const char *stopped_in;     /* the library function that breached, if one did */
     lb_config *cfg; /* owned; everything allocated hangs off it at once */
     lb_error *err;
     int rc;         /* 0 once validation succeeded */
@@ -162,19 +186,61 @@ static struct lb_load *load_of(lua_State *L)
     return *(struct lb_load **)lua_getextraspace(L);
 }
 
-/* Count hook: past the budget, raise an error. It then re-arms itself to fire
- * on every instruction, so a config that swallows the error with pcall gets
- * it again at its next instruction and unwinds all the way out. */
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raises the budget breach, noting the first one's reason. The hook then
+ * re-arms itself to fire on every instruction, so a config that swallows the
+ * error with pcall gets it again at its next instruction and unwinds all the
+ * way out. */
+static void stop_load(lua_State *L, struct lb_load *ld, enum lb_stop why, const char *what)
+{
+    if (ld->stopped == LB_STOP_NONE) {
+        ld->stopped = why;
+        ld->stopped_in = what;
+    }
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "config budget exhausted");
+}
+
+/* Count hook: past the instruction budget, stop. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct lb_load *ld = load_of(L);
-    if (++ld->hook_calls <= LB_CONFIG_INSN_LIMIT / LB_CONFIG_HOOK_EVERY)
-        return;
-    ld->budget_exceeded = true;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction budget exhausted");
+    if (ld->stopped == LB_STOP_NONE) {
+        ld->insn += LB_CONFIG_HOOK_EVERY;
+        if (ld->insn <= LB_CONFIG_INSN_LIMIT)
+            return;
+    }
+    stop_load(L, ld, LB_STOP_INSN, NULL);
 }
+
+/* lua_clib.c's library loops: their work counts as instructions, charged
+ * before the loop starts since the hook cannot stop it. */
+static void charge_loop(lua_State *L, const char *what, lua_Unsigned units)
+{
+    struct lb_load *ld = load_of(L);
+    if (ld->stopped == LB_STOP_NONE && units <= (lua_Unsigned)(LB_CONFIG_INSN_LIMIT - ld->insn)) {
+        ld->insn += (long)units;
+        return;
+    }
+    stop_load(L, ld, LB_STOP_LOOP, what);
+}
+
+/* lua_clib.c's pattern calls: each one's worst case, into their own sum. */
+static void charge_pattern(lua_State *L, const char *what, lua_Unsigned steps)
+{
+    struct lb_load *ld = load_of(L);
+    if (ld->stopped == LB_STOP_NONE && steps <= LB_CONFIG_PATTERN_STEPS - ld->pattern_steps) {
+        ld->pattern_steps += steps;
+        return;
+    }
+    stop_load(L, ld, LB_STOP_PATTERNS, what);
+}
+
+/* string.rep needs no check of its own: Lua asks the allocator for the
+ * whole result at once, and LB_CONFIG_MEM_LIMIT refuses it. */
+static const lb_clib_budget lb_config_work = {.loop = charge_loop, .pattern = charge_pattern, .rep_bytes = NULL};
 
 /* Pushes the helpers table. The libraries are opened into this throwaway
  * state only; the real globals table (which holds load, dofile...) is never
@@ -190,6 +256,8 @@ static void push_helpers(lua_State *L)
     }
     for (size_t i = 0; i < sizeof lb_safe_libs / sizeof lb_safe_libs[0]; i++) {
         luaL_requiref(L, lb_safe_libs[i].name, lb_safe_libs[i].open, 0);
+        /* the string table is also the strings' __index: s:find is bounded too */
+        lb_clib_bound(L, lb_safe_libs[i].name, &lb_config_work);
         lua_setfield(L, -2, lb_safe_libs[i].name);
     }
     /* string.dump yields bytecode; nothing here can load it, nor needs it. */
@@ -237,12 +305,28 @@ static void scrub_quoted(char *msg, size_t cap)
     }
 }
 
+/* The message of a budget breach, which wins over the error object: the
+ * config may have caught the first error and raised another. */
+static void record_budget_error(struct lb_load *ld)
+{
+    if (ld->stopped == LB_STOP_INSN)
+        lb_fail(ld->err, "", "config stopped after %ld million Lua instructions; does it loop forever?",
+                LB_CONFIG_INSN_LIMIT / 1000000);
+    else if (ld->stopped == LB_STOP_LOOP)
+        lb_fail(ld->err, "", "config stopped: a %s call would run past the budget of %ld million Lua instructions",
+                ld->stopped_in, LB_CONFIG_INSN_LIMIT / 1000000);
+    else
+        lb_fail(ld->err, "",
+                "config stopped at a %s call: its pattern calls together could take more than %llu million "
+                "matching steps; match fewer or shorter strings, or with fewer quantifiers",
+                ld->stopped_in, (unsigned long long)(LB_CONFIG_PATTERN_STEPS / 1000000));
+}
+
 /* Turns the error object on top of the stack into err (field ""). */
 static void record_lua_error(lua_State *L, struct lb_load *ld, int status)
 {
-    if (ld->budget_exceeded) {
-        lb_fail(ld->err, "", "config stopped after %ld million Lua instructions; does it loop forever?",
-                LB_CONFIG_INSN_LIMIT / 1000000);
+    if (ld->stopped != LB_STOP_NONE) {
+        record_budget_error(ld);
     } else if (status == LUA_ERRMEM) {
         lb_fail(ld->err, "", "config stopped: it used more than %zu MiB of memory",
                 LB_CONFIG_MEM_LIMIT / (1024 * 1024));

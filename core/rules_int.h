@@ -65,10 +65,6 @@ void lb_view_push(lua_State *L, json_object *obj); /* a view, or a scalar */
 void lb_view_push_params(lua_State *L, json_object *obj); /* "params are read-only" */
 void lb_helpers_push(lua_State *L);         /* the `lb` helper table */
 
-/* rules_clib.c: replaces, in the library table `name` on top of the stack,
- * the functions whose work a rule controls by bounded versions. */
-void lb_clib_bound(lua_State *L, const char *name);
-
 static inline lb_sandbox *lb_sb_of(lua_State *L)
 {
     return *(lb_sandbox **)lua_getextraspace(L);

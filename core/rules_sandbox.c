@@ -12,7 +12,7 @@
  *   catches the error with pcall gets it again at its next instruction and
  *   unwinds all the way out (the Redis / HAProxy technique). The hook never
  *   runs inside a C function, so the library loops a rule can stretch are
- *   bounded before they start (rules_clib.c, lb_sb_charge).
+ *   bounded before they start (lua_clib.c, lb_sb_charge).
  * - Globals: modules never see the real globals table. Each chunk gets its
  *   own empty _ENV whose reads fall back to one frozen sandbox table and
  *   whose writes raise; so do reads of names the sandbox lacks (typos in a
@@ -28,6 +28,8 @@
  *   make a C function such as `type` an __index or __len that a library loop
  *   in C follows for ever, nor a finalizer that runs outside any budget. */
 #include "rules_int.h"
+
+#include "lua_clib.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -279,25 +281,30 @@ static void make_proxy(lua_State *L)
     lua_remove(L, -2);
 }
 
-/* string.rep checks its size before allocating, so a huge count fails at
- * once (as a memory-budget breach) instead of asking malloc for gigabytes. */
-static int safe_rep(lua_State *L)
+/* The library loops (lua_clib.c) pay into the instruction budget. A pattern
+ * call has only its per-call bound: its worst case is often far above the
+ * real work (the trim idiom on 100 bytes counts 2.4 million steps), so two
+ * ordinary calls would eat the budget; the CPU clock stops a loop of costly
+ * calls instead. */
+static void charge_loop(lua_State *L, const char *what, lua_Unsigned units)
 {
-    size_t l, lsep;
-    luaL_checklstring(L, 1, &l);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_optlstring(L, 3, "", &lsep);
-    lb_sandbox *sb = lb_sb_of(L);
-    if (n > 0 && l + lsep > 0 && (lua_Unsigned)n > sb->cap_eval / (l + lsep)) {
-        if (sb->in_eval)
-            sb->mem_hit = true;
-        return luaL_error(L, "string.rep result too large");
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    lb_sb_charge(L, units);
 }
+
+/* string.rep's size is checked before it allocates, so a huge count fails
+ * at once (as a memory-budget breach) instead of asking malloc for
+ * gigabytes. */
+static void charge_rep(lua_State *L, const char *what, lua_Unsigned bytes)
+{
+    lb_sandbox *sb = lb_sb_of(L);
+    if (bytes <= sb->cap_eval)
+        return;
+    if (sb->in_eval)
+        sb->mem_hit = true;
+    luaL_error(L, "string.rep result too large");
+}
+
+static const lb_clib_budget lb_rule_work = {.loop = charge_loop, .pattern = NULL, .rep_bytes = charge_rep};
 
 /* Opens a library into the registry, hardens it, and stores a proxy of it in
  * the sandbox table at the top of the stack. */
@@ -307,12 +314,9 @@ static void add_lib(lua_State *L, const char *name, lua_CFunction open)
     if (strcmp(name, LUA_STRLIBNAME) == 0) {
         lua_pushnil(L);
         lua_setfield(L, -2, "dump"); /* bytecode: nothing here may load it */
-        lua_getfield(L, -1, "rep");
-        lua_pushcclosure(L, safe_rep, 1);
-        lua_setfield(L, -2, "rep");
     }
     /* in the real table: strings reach it as their metatable's __index */
-    lb_clib_bound(L, name);
+    lb_clib_bound(L, name, &lb_rule_work);
     make_proxy(L);
     lua_setfield(L, -2, name);
 }

@@ -1161,6 +1161,56 @@ START_TEST(memory_bomb_stopped)
 }
 END_TEST
 
+/* Library calls that loop in C, where the instruction hook never runs (each
+ * kept `listbossd -t` busy for good, or for hours): they are weighed before
+ * they start, so the load fails at once and says why. */
+static const struct {
+    const char *src;
+    const char *msg;
+} c_loops[] = {
+    {"local _ = string.find(('a'):rep(3000), '.-.-.-.-b')", "test.lua:2: pattern too complex for a 3000-byte subject"},
+    {"local _ = ('a'):rep(3000):match('(.-)(.-)(.-)(.-)b')", "test.lua:2: pattern too complex"},
+    {"for _ in string.gmatch(('a'):rep(3000), 'a*a*a*a*b') do end", "test.lua:2: pattern too complex"},
+    {"local _ = ('a'):rep(3000):gsub('^.-.-.-.-b', '')", "test.lua:2: pattern too complex"},
+    {"local s = ('a'):rep(1 << 20) local _ = s:find(('a'):rep(1 << 19) .. 'b', 1, true)", "pattern too complex"},
+    {"table.move({}, 1, math.maxinteger, 1)", "a table.move call would run past the budget of 10 million"},
+    {"pcall(table.move, {}, 1, math.maxinteger - 1, 1, {}) while true do end", "a table.move call"},
+    /* each call under its own bound, but a loop of them adds up */
+    {"local s = ('a'):rep(150) for i = 1, 1e9 do pcall(string.find, s, '.-.-b') end",
+     "at a string.find call: its pattern calls together could take more than 100 million matching steps"},
+    {"local t = {} for i = 1, 1e5 do t[i] = i end for i = 1, 1e9 do table.sort(t) end", "a table.sort call"},
+};
+
+START_TEST(c_loops_stopped)
+{
+    char src[512];
+    snprintf(src, sizeof src, ACC "%s\n", c_loops[_i].src);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_error(src, "", c_loops[_i].msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(s < 5.0, "row %d took %.3f s", _i, s); /* wall clock, sanitizers included */
+}
+END_TEST
+
+/* What a config does with those functions still works, as method calls too. */
+START_TEST(library_functions_still_work)
+{
+    lb_config *cfg = load_ok(
+        "local names = {}\n"
+        "for w in ('courses, ebooks , club'):gmatch('[^,]+') do names[#names + 1] = w:match('^%s*(.-)%s*$') end\n"
+        "assert(#names == 3 and names[2] == 'ebooks' and string.find('a.b', '.', 1, true) == 2)\n"
+        "assert(('x'):rep(100000):find('y') == nil and select(2, ('7 '):rep(5000):gsub('%d+', '')) == 5000)\n"
+        "assert(string.rep('', math.maxinteger) == '' and ('ab'):rep(3, ',') == 'ab,ab,ab')\n"
+        "local t = { 3, 1, 2 } table.sort(t) table.move(t, 1, 3, 2)\n"
+        "assert(t[1] == 1 and t[2] == 1 and t[4] == 3)\n"
+        "listen = ('127.0.0.1:%d'):format(9090):gsub('90$', '91')\n" ACC);
+    ck_assert_str_eq(cfg->listen, "127.0.0.1:9091");
+    lb_config_free(cfg);
+}
+END_TEST
+
 /* A caught memory error leaves a usable state: the limit is per allocation
  * attempt, not a poison. */
 START_TEST(caught_memory_error_still_loads)
@@ -1318,6 +1368,8 @@ static TCase *lua_tcase(void)
     tcase_add_test(tc, infinite_loop_behind_pcall_stopped);
     tcase_add_test(tc, memory_bomb_stopped);
     tcase_add_test(tc, caught_memory_error_still_loads);
+    tcase_add_loop_test(tc, c_loops_stopped, 0, N(c_loops));
+    tcase_add_test(tc, library_functions_still_work);
     /* the budgets must trip well inside this even under sanitizers */
     tcase_set_timeout(tc, 30);
     return tc;

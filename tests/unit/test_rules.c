@@ -931,6 +931,9 @@ static const struct {
      " and select(2, s:gsub('%a+', '')) == 50 and select(2, ('7 '):rep(5000):gsub('%d+', '')) == 5000 end", 1, NULL},
     {"return function() local n = 0 for w in ('word '):rep(200):gmatch('%a+') do n = n + 1 end"
      " return n == 200 and ('a.b'):find('.', 1, true) == 2 and ('x'):rep(100000):find('y') == nil end", 1, NULL},
+    /* string.rep of "" loops n times copying nothing: no memory cap notices */
+    {"return function() return string.rep('', math.maxinteger) == '' and ('ab'):rep(3, ',') == 'ab,ab,ab' end", 1,
+     NULL},
     {"return function() local t = { 3, 1, 2 } table.sort(t) table.move(t, 1, 3, 2) return t[1] == 1 and t[4] == 3"
      " and lb.contains(t, 2) and not lb.contains(t, 4) and not lb.contains({ 1, nil, 3 }, 3)"
      " and lb.contains(string, 'upper') == false end", 1, NULL},

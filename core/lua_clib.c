@@ -1,36 +1,43 @@
-/* rules_clib.c: the library functions whose work a rule controls and the
- * CPU hook cannot interrupt. The hook runs between VM instructions, never
- * inside a C function, so each of these is bounded before it starts:
+/* lua_clib.c: the library functions whose work a script controls and a
+ * count hook cannot interrupt (see lua_clib.h). Each is bounded before it
+ * starts:
  *
  * - table.move copies e - f + 1 elements whatever the tables hold (nil
  *   into an empty table costs nothing but time): the count is charged to
- *   the instruction budget, so a move of math.maxinteger elements is a
- *   timeout at once.
+ *   the sandbox's budget, so a move of math.maxinteger elements fails at
+ *   once.
  * - table.sort: n * log2(n) comparisons are charged.
  * - string.find, match, gmatch and gsub: Lua's matcher backtracks, so a few
  *   quantifiers on a long subject take for ever (".-.-.-.-b" on 3000
  *   bytes), and a plain find compares up to n * m bytes. A call whose worst
  *   case (pattern_cost) passes LB_PATTERN_STEPS is refused with an error
- *   before the matcher runs. Hostile patterns come close to the bound;
- *   ordinary ones on event fields stay far below it.
+ *   before the matcher runs; a cheaper one is charged to the sandbox's
+ *   pattern budget, if it keeps one. Hostile patterns come close to the
+ *   bound; ordinary ones stay far below it.
+ * - string.rep of an empty string (and separator) loops n times copying
+ *   nothing, so no memory cap stops string.rep("", math.maxinteger): the
+ *   empty result is returned without the loop. Any other result's size is
+ *   offered to the sandbox before it is allocated.
  *
- * lb.contains charges its length (rules_view.c). The rest of the libraries
- * do work in proportion to a string or table the rule already holds, so
- * the memory caps bound them; and rules cannot set metatables, so no
- * __index or __len of their making stretches a C loop. */
-#include "rules_int.h"
+ * The rest of the libraries do work in proportion to a string or table the
+ * script already holds, so the sandbox's memory cap bounds each call; and
+ * neither sandbox lets scripts set metatables, so no __index or __len of
+ * their making stretches a C loop. */
+#include "lua_clib.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Steps one pattern call may need in its worst case. Measured on the
- * matcher's worst cases (".-.-.-.-b", "a*a*a*b", "^%s*(.-)%s*$" on runs of
- * the repeated byte) a step takes 1-3 ns on a current x86 core, so this is
- * about the default 10 ms CPU budget. */
-#define LB_PATTERN_STEPS 5e6
+/* The wrappers are closures over the original function (upvalue 1) and
+ * the sandbox's lb_clib_budget (upvalue 2, a light userdata). */
+static const lb_clib_budget *budget_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(2));
+}
 
 /* Calls the original (upvalue 1) with the arguments as given. */
 static int call_original(lua_State *L)
@@ -49,7 +56,7 @@ static int bounded_move(lua_State *L)
     lua_Integer e = luaL_checkinteger(L, 3);
     lua_Unsigned d = (lua_Unsigned)e - (lua_Unsigned)f; /* e - f fits, unsigned */
     if (e >= f)
-        lb_sb_charge(L, d + (d < (lua_Unsigned)-1)); /* e - f + 1, saturated */
+        budget_of(L)->loop(L, "table.move", d + (d < (lua_Unsigned)-1)); /* e - f + 1, saturated */
     return call_original(L);
 }
 
@@ -60,7 +67,8 @@ static int bounded_sort(lua_State *L)
     lua_Unsigned bits = 0;
     for (lua_Unsigned x = n; x; x >>= 1)
         bits++;
-    lb_sb_charge(L, n <= (lua_Unsigned)LUA_MAXINTEGER / 64 ? n * bits : (lua_Unsigned)LUA_MAXINTEGER);
+    budget_of(L)->loop(L, "table.sort",
+                       n <= (lua_Unsigned)LUA_MAXINTEGER / 64 ? n * bits : (lua_Unsigned)LUA_MAXINTEGER);
     return call_original(L);
 }
 
@@ -149,9 +157,11 @@ static double pattern_cost(size_t n, size_t m, int q, bool anchored)
     return cost + (double)n;
 }
 
-/* Refuses the call if its worst case is past LB_PATTERN_STEPS. anchors: a
- * leading '^' anchors (not for gmatch); plain: string.find's 4th argument. */
-static void check_pattern(lua_State *L, bool anchors, bool plain)
+/* Refuses the call if its worst case is past LB_PATTERN_STEPS, else
+ * charges that worst case to the sandbox's pattern budget (if any). what:
+ * the function, for the sandbox's message; anchors: a leading '^' anchors
+ * (not for gmatch); plain: string.find's 4th argument. */
+static void check_pattern(lua_State *L, const char *what, bool anchors, bool plain)
 {
     size_t n, m;
     luaL_checklstring(L, 1, &n);
@@ -159,8 +169,12 @@ static void check_pattern(lua_State *L, bool anchors, bool plain)
     bool anchored = !plain && anchors && m > 0 && p[0] == '^';
     int q = plain ? 0 : pattern_choices(p, m, anchored ? 1 : 0);
     double cost = pattern_cost(n, m, q, anchored);
-    if (cost <= LB_PATTERN_STEPS)
+    if (cost <= LB_PATTERN_STEPS) {
+        const lb_clib_budget *b = budget_of(L);
+        if (b->pattern)
+            b->pattern(L, what, (lua_Unsigned)cost);
         return;
+    }
     char msg[160]; /* lua_pushfstring has no %g */
     snprintf(msg, sizeof msg,
              "pattern too complex for a %zu-byte subject (worst case %.3g steps, limit %.3g; quantified items: %d)", n,
@@ -170,45 +184,76 @@ static void check_pattern(lua_State *L, bool anchors, bool plain)
 
 static int bounded_find(lua_State *L)
 {
-    check_pattern(L, true, lua_toboolean(L, 4));
+    check_pattern(L, "string.find", true, lua_toboolean(L, 4));
     return call_original(L);
 }
 
-/* match, and gsub: it tries at most n + 1 positions as find does; a
- * function replacement is Lua code the hook sees, a string or table one
- * costs what it copies (bounded by the memory cap). */
 static int bounded_match(lua_State *L)
 {
-    check_pattern(L, true, false);
+    check_pattern(L, "string.match", true, false);
+    return call_original(L);
+}
+
+/* gsub tries each start position at most once, as find does; a function
+ * replacement is Lua code the hook sees, a string or table one costs what
+ * it copies (bounded by the memory cap). */
+static int bounded_gsub(lua_State *L)
+{
+    check_pattern(L, "string.gsub", true, false);
     return call_original(L);
 }
 
 /* gmatch: each call of the iterator runs the matcher from where the last
- * one stopped, so the bound of one find covers each step of the loop (the
- * hook runs between steps). */
+ * one stopped, so the whole loop tries each start position at most once
+ * and the bound of one find covers it (the hook runs between steps). */
 static int bounded_gmatch(lua_State *L)
 {
-    check_pattern(L, false, false);
+    check_pattern(L, "string.gmatch", false, false);
     return call_original(L);
 }
 
-/* Replaces t[name] (t on top of the stack) by a closure of f over it. */
-static void wrap(lua_State *L, const char *name, lua_CFunction f)
+/* ---- string.rep ------------------------------------------------------------------ */
+
+/* An empty string and separator: the original would loop n times (up to
+ * 2^63) copying nothing, which no memory cap notices. */
+static int bounded_rep(lua_State *L)
+{
+    size_t l, lsep;
+    luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    const lb_clib_budget *b = budget_of(L);
+    lua_Unsigned step = (lua_Unsigned)l + lsep;
+    lua_Unsigned bytes = (lua_Unsigned)n > (lua_Unsigned)-1 / step ? (lua_Unsigned)-1 : (lua_Unsigned)n * step;
+    if (b->rep_bytes)
+        b->rep_bytes(L, "string.rep", bytes);
+    return call_original(L);
+}
+
+/* Replaces t[name] (t on top of the stack) by a closure of f over it and
+ * the budget. */
+static void wrap(lua_State *L, const char *name, lua_CFunction f, const lb_clib_budget *budget)
 {
     lua_getfield(L, -1, name);
-    lua_pushcclosure(L, f, 1);
+    lua_pushlightuserdata(L, (void *)budget); /* only ever read back as const */
+    lua_pushcclosure(L, f, 2);
     lua_setfield(L, -2, name);
 }
 
-void lb_clib_bound(lua_State *L, const char *name)
+void lb_clib_bound(lua_State *L, const char *name, const lb_clib_budget *budget)
 {
     if (strcmp(name, LUA_TABLIBNAME) == 0) {
-        wrap(L, "move", bounded_move);
-        wrap(L, "sort", bounded_sort);
+        wrap(L, "move", bounded_move, budget);
+        wrap(L, "sort", bounded_sort, budget);
     } else if (strcmp(name, LUA_STRLIBNAME) == 0) {
-        wrap(L, "find", bounded_find);
-        wrap(L, "match", bounded_match);
-        wrap(L, "gmatch", bounded_gmatch);
-        wrap(L, "gsub", bounded_match);
+        wrap(L, "find", bounded_find, budget);
+        wrap(L, "match", bounded_match, budget);
+        wrap(L, "gmatch", bounded_gmatch, budget);
+        wrap(L, "gsub", bounded_gsub, budget);
+        wrap(L, "rep", bounded_rep, budget);
     }
 }

@@ -1,0 +1,48 @@
+/* lua_clib.h: bounds on the Lua library functions that loop in C, for every
+ * sandbox that runs untrusted or careless Lua (the rule set's, the config's).
+ *
+ * A count hook runs between VM instructions, never inside a C function, so
+ * a budget kept by the hook cannot stop string.find backtracking for ever or
+ * table.move walking 2^63 indexes. lb_clib_bound replaces those functions by
+ * versions that weigh the call before it starts: a pattern call whose worst
+ * case passes LB_PATTERN_STEPS is refused, and the rest of the work is
+ * handed to the sandbox (lb_clib_budget), which adds it to its own budget
+ * and raises its own error when it does not fit. */
+#ifndef LB_LUA_CLIB_H
+#define LB_LUA_CLIB_H
+
+#include <lua.h>
+
+/* Steps one pattern call may need in its worst case. Measured on the
+ * matcher's worst cases (".-.-.-.-b", "a*a*a*b", "^%s*(.-)%s*$" on runs of
+ * the repeated byte) a step takes 1-3 ns on a current x86 core, so this is
+ * about 10 ms. */
+#define LB_PATTERN_STEPS 5e6
+
+/* Takes `units` of work that the library function `what` ("table.move") is
+ * about to do into the sandbox's budget, or raises a Lua error (and does
+ * not return) if they do not fit. */
+typedef void lb_clib_charge_fn(lua_State *L, const char *what, lua_Unsigned units);
+
+/* What a sandbox does with the work of the bounded functions. */
+typedef struct lb_clib_budget {
+    /* table.move: elements moved; table.sort: n * log2(n) comparisons.
+     * About one VM instruction each. Required. */
+    lb_clib_charge_fn *loop;
+    /* A pattern call's worst-case steps (at most LB_PATTERN_STEPS: a costlier
+     * call is refused before this is asked). NULL: the per-call bound is all,
+     * for a sandbox whose CPU clock catches a loop of such calls. */
+    lb_clib_charge_fn *pattern;
+    /* string.rep: n * (l + lsep) bytes, the result's size (plus one
+     * separator), before it is allocated. NULL: the allocator's cap alone
+     * refuses a result too large. */
+    lb_clib_charge_fn *rep_bytes;
+} lb_clib_budget;
+
+/* Replaces, in the library table `name` on top of the stack, the functions
+ * whose work the script controls by bounded versions charging `budget`,
+ * which must outlive the state. Libraries without such functions are left
+ * as they are. */
+void lb_clib_bound(lua_State *L, const char *name, const lb_clib_budget *budget);
+
+#endif
