@@ -91,6 +91,12 @@ static int check_tables(const lb_plugin *d, lb_error *err)
 
 int lb_plugin_check(const lb_plugin *d, lb_error *err)
 {
+    /* first: below the header, abi_major is not the plugin's to compare */
+    if (d->struct_size < LB_PLUGIN_HEADER_SIZE)
+        return lb_fail(err, NULL,
+                       "descriptor struct_size %u is smaller than the ABI header (%zu bytes: struct_size, abi_major, "
+                       "abi_minor); LB_PLUGIN_REGISTER sets it to sizeof(lb_plugin)",
+                       (unsigned)d->struct_size, (size_t)LB_PLUGIN_HEADER_SIZE);
     if (d->abi_major != LB_ABI_MAJOR)
         return lb_fail(err, NULL, "built for plugin ABI %u.%u, this core speaks %d.%d: rebuild it against this listboss",
                        (unsigned)d->abi_major, (unsigned)d->abi_minor, LB_ABI_MAJOR, LB_ABI_MINOR);
@@ -174,15 +180,19 @@ lb_loaded_plugin *lb_plugin_load(const char *path, const lb_core_api *api, lb_er
         return NULL;
     }
     /* A newer plugin's descriptor is longer (we ignore the tail); an older
-     * one is shorter (calloc left our extra members zero). */
+     * one is shorter (calloc left our extra members zero). struct_size is
+     * read whole (n was computed from it) even when it claims less than its
+     * own 4 bytes, so the check sees the value the plugin declared. */
     size_t n = d->struct_size < sizeof p->desc ? d->struct_size : sizeof p->desc;
     memcpy(&p->desc, d, n);
+    p->desc.struct_size = d->struct_size;
     p->handle = handle;
     p->path = strdup(path);
     if (p->path == NULL || lb_plugin_check(&p->desc, err) != 0) {
         if (p->path == NULL)
             lb_fail(err, path, "out of memory");
-        refuse(err, path, &p->desc);
+        /* versions not copied are zeros, not versions: leave them out */
+        refuse(err, path, p->desc.struct_size >= LB_PLUGIN_HEADER_SIZE ? &p->desc : NULL);
         lb_plugin_unload(p);
         return NULL;
     }

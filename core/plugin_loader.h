@@ -2,8 +2,9 @@
  * them in a registry by name.
  *
  * A plugin is refused, with the reason in an lb_error, when it cannot be
- * dlopen'd, lacks lb_plugin_entry, returns NULL, has another ABI major, a
- * descriptor smaller than the 1.0 one, a missing or malformed name (must be
+ * dlopen'd, lacks lb_plugin_entry, returns NULL, has a descriptor too short
+ * to hold its own header, another ABI major, a descriptor smaller than the
+ * 1.0 one, a missing or malformed name (must be
  * [a-z0-9_]+), no init/verify/submit/cancel/destroy, or no actions table.
  *
  * The api table handed to the plugin must outlive it: plugins keep the
@@ -28,6 +29,10 @@
 #define LB_NO_DLCLOSE 1
 #endif
 #endif
+
+/* The members every ABI version starts with (struct_size, abi_major,
+ * abi_minor): a descriptor declaring less has no version to read. */
+#define LB_PLUGIN_HEADER_SIZE (offsetof(lb_plugin, abi_minor) + sizeof(uint16_t))
 
 /* The size of the ABI 1.0 descriptor: a plugin declaring less is corrupt. */
 #define LB_PLUGIN_SIZE_1_0 (offsetof(lb_plugin, destroy) + sizeof(void (*)(void *)))

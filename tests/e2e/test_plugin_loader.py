@@ -1,8 +1,8 @@
 """Plugin loading and the lbplug test host.
 
 Builds tiny plugins with `cc` into a temporary folder (a good one, a wrong ABI
-major, a missing callback, a bad name, a NULL-returning entry, not a plugin at
-all) and checks that lbplug (env LBPLUG) loads the good one and refuses each of
+major, a descriptor shorter than its own header, a missing callback, a bad name,
+a NULL-returning entry, not a plugin at all) and checks that lbplug (env LBPLUG) loads the good one and refuses each of
 the others with a clear message and exit 2; that it reports plugins breaking
 the exactly-once contract with exit 3; that the registry refuses a duplicate
 name and loads the rest; and that the example plugin builds with only the
@@ -133,10 +133,18 @@ static void p_destroy(void *inst) { (void)inst; }
 #define CANCEL p_cancel
 #endif
 
-#if defined(WRONG_ABI) || defined(NULL_ENTRY)
+#if defined(WRONG_ABI) || defined(NULL_ENTRY) || defined(STRUCT_SIZE)
 /* Hand-written entry points: what LB_PLUGIN_REGISTER would never produce. */
+#ifndef STRUCT_SIZE
+#define STRUCT_SIZE sizeof(lb_plugin)
+#endif
+#ifdef WRONG_ABI
+#define DESC_MAJOR (LB_ABI_MAJOR + 1)
+#else
+#define DESC_MAJOR LB_ABI_MAJOR
+#endif
 static const lb_plugin desc = {
-    .struct_size = sizeof(lb_plugin), .abi_major = LB_ABI_MAJOR + 1, .abi_minor = 0, .name = NAME,
+    .struct_size = STRUCT_SIZE, .abi_major = DESC_MAJOR, .abi_minor = 0, .name = NAME,
     .version = "9.9", .config = config, .actions = actions, .init = p_init, .verify = p_verify,
     .submit = p_submit, .cancel = p_cancel, .destroy = p_destroy};
 LB_PLUGIN_EXPORT const lb_plugin *lb_plugin_entry(uint32_t major, const lb_core_api *api);
@@ -237,6 +245,17 @@ def test_good_plugin_verifies():
 
 def test_wrong_abi_major_is_refused():
     refused(build("wrongabi", "WRONG_ABI"), "ABI 2.0", "this core speaks 1.0")
+
+
+def test_descriptor_shorter_than_its_header_is_refused():
+    """A struct_size below 8 does not even cover struct_size, abi_major and
+    abi_minor: the refusal says so, not "built for plugin ABI 0.0" from the
+    version fields the loader never read."""
+    for size in (0, 4, 7):
+        so = build("shortheader%d" % size, "STRUCT_SIZE=%d" % size)
+        refused(so, "descriptor struct_size %d is smaller than the ABI header (8 bytes" % size)
+        stderr = lbplug(so, "describe").stderr
+        assert "ABI 0.0" not in stderr and "rebuild" not in stderr, stderr
 
 
 def test_missing_callback_is_refused():

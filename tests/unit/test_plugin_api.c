@@ -533,6 +533,10 @@ START_TEST(descriptor_checks)
     p.struct_size = 16;
     ck_assert_int_eq(lb_plugin_check(&p, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.message, "smaller"));
+    p.struct_size = 7; /* below the header: its ABI fields are not the plugin's */
+    p.abi_major = 2;
+    ck_assert_int_eq(lb_plugin_check(&p, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "struct_size 7 is smaller than the ABI header (8 bytes"));
     p = test_plugin();
     p.name = "Bad-Name";
     ck_assert_int_eq(lb_plugin_check(&p, &err), -1);
