@@ -1,6 +1,7 @@
 /* limiter.c: token bucket, concurrency gate and pause; see limiter.h. */
 #include "limiter.h"
 
+#include <float.h>
 #include <math.h>
 
 /* ---- token bucket ---------------------------------------------------------- */
@@ -14,7 +15,9 @@ double lb_clock_ms_fine(clockid_t clock)
 
 void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms)
 {
-    b->rate_per_ms = rate_per_s > 0 ? rate_per_s / 1000.0 : 0;
+    /* A positive rate stays positive: below ~5e-321 per second the division
+     * underflows to 0, which means unlimited. */
+    b->rate_per_ms = rate_per_s > 0 ? fmax(rate_per_s / 1000.0, DBL_TRUE_MIN) : 0;
     if (burst > 0)
         b->burst = burst;
     else
@@ -56,8 +59,12 @@ int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms)
     refill(&probe, now_ms);
     if (probe.tokens >= 1.0 - 1e-9)
         return 0;
-    /* Round up: waking a millisecond early would find no token and re-arm. */
-    return (int64_t)ceil((1.0 - probe.tokens) / probe.rate_per_ms);
+    /* Round up: waking a millisecond early would find no token and re-arm.
+     * Saturated in double, before the conversion: a rate near 0 makes the
+     * quotient pass INT64_MAX (undefined as an int64_t), and a caller adds
+     * the wait to its clock. */
+    double wait = ceil((1.0 - probe.tokens) / probe.rate_per_ms);
+    return wait < (double)LB_BUCKET_WAIT_MAX_MS ? (int64_t)wait : LB_BUCKET_WAIT_MAX_MS;
 }
 
 void lb_bucket_carry(lb_token_bucket *b, const lb_token_bucket *old, double now_ms)

@@ -38,7 +38,12 @@ double lb_clock_ms_fine(clockid_t clock);
 void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms);
 /* Takes one token if there is one. */
 bool lb_bucket_take(lb_token_bucket *b, double now_ms);
-/* Milliseconds until a token will be there (0 = now), rounded up. */
+/* The longest wait lb_bucket_wait_ms reports: a day. */
+#define LB_BUCKET_WAIT_MAX_MS ((int64_t)86400000)
+
+/* Milliseconds until a token will be there (0 = now), rounded up, at most
+ * LB_BUCKET_WAIT_MAX_MS: a slower bucket's caller wakes after a day, finds
+ * no token and is told to wait again. */
 int64_t lb_bucket_wait_ms(const lb_token_bucket *b, double now_ms);
 /* `b`, just initialised for a reload, takes over `old`'s state (brought up
  * to now, same clock): what `old` has left, at most b's burst, instead of a

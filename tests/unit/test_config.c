@@ -833,10 +833,14 @@ static const struct bad_case bad_integrations[] = {
     {INTEG_WITH("i.settings = { k = 0/0 }"), INT1 ".settings.k", "must be a finite number"},
     {INTEG_WITH("i.settings = { k = -math.huge }"), INT1 ".settings.k", "must be a finite number"},
     {INTEG_WITH("i.settings = { k = 'a\\0b' }"), INT1 ".settings.k", "NUL"},
-    {INTEG_WITH("i.rate = 0"), INT1 ".rate", "greater than 0"},
-    {INTEG_WITH("i.rate = -1"), INT1 ".rate", "greater than 0"},
-    {INTEG_WITH("i.rate = 0/0"), INT1 ".rate", "greater than 0"},
-    {INTEG_WITH("i.rate = math.huge"), INT1 ".rate", "greater than 0"},
+    {INTEG_WITH("i.rate = 0"), INT1 ".rate", "must be a finite number of requests per second, at least 1/86400"},
+    {INTEG_WITH("i.rate = -1"), INT1 ".rate", "at least 1/86400 (one a day)"},
+    {INTEG_WITH("i.rate = 0/0"), INT1 ".rate", "at least 1/86400"},
+    {INTEG_WITH("i.rate = math.huge"), INT1 ".rate", "a finite number"},
+    /* near 0: the limiter's wait in ms overflowed int64 below about 1e-16 */
+    {INTEG_WITH("i.rate = 1e-17"), INT1 ".rate", "at least 1/86400 (one a day)"},
+    {INTEG_WITH("i.rate = 5e-324"), INT1 ".rate", "at least 1/86400"},
+    {INTEG_WITH("i.rate = 1 / 86401"), INT1 ".rate", "at least 1/86400"},
     {INTEG_WITH("i.rate = '10'"), INT1 ".rate", "expected a number (requests per second), got string"},
     {INTEG_WITH("i.burst = 0"), INT1 ".burst", "must be a whole number from 1 to 4294967295"},
     {INTEG_WITH("i.burst = 1.5"), INT1 ".burst", "must be a whole number"},
@@ -847,6 +851,15 @@ static const struct bad_case bad_integrations[] = {
     {INTEG_WITH("i.concurrency = 2.5"), INT1 ".concurrency", "from 1 to 1024"},
     {INTEG_WITH("i.concurrency = -1"), INT1 ".concurrency", "from 1 to 1024"},
 };
+
+/* The slowest rate accepted: one a day. */
+START_TEST(rate_of_one_a_day_accepted)
+{
+    lb_config *cfg = load_ok(INTEG_WITH("i.rate = 1 / 86400"));
+    ck_assert(cfg->accounts[0].integrations[0].rate_per_s == 1.0 / 86400);
+    lb_config_free(cfg);
+}
+END_TEST
 
 START_TEST(bad_integration_rejected)
 {
@@ -1322,6 +1335,7 @@ static TCase *integrations_tcase(void)
     tcase_add_test(tc, empty_lists_declare_nothing);
     tcase_add_loop_test(tc, bad_dir_rejected, 0, N(bad_dirs));
     tcase_add_loop_test(tc, bad_integration_rejected, 0, N(bad_integrations));
+    tcase_add_test(tc, rate_of_one_a_day_accepted);
     return tc;
 }
 

@@ -3,6 +3,8 @@
 #include "limiter.h"
 #include "tap.h"
 
+#include <float.h>
+
 START_TEST(bucket_unlimited)
 {
     lb_token_bucket b;
@@ -63,6 +65,48 @@ START_TEST(bucket_high_rate_refills_within_a_millisecond)
     ck_assert(!lb_bucket_take(&b, 1000.5));
     ck_assert_int_eq(lb_bucket_wait_ms(&b, 1000.5), 1); /* a microsecond away: rounded up */
     ck_assert(lb_bucket_take(&b, 1000.502));
+}
+END_TEST
+
+/* Rates so small that the milliseconds to the next token pass INT64_MAX
+ * (1e-17/s: 1e20 ms; the conversion was undefined), or that rate / 1000
+ * underflows to 0 (the smallest double, which made the bucket unlimited):
+ * the wait saturates at LB_BUCKET_WAIT_MAX_MS, which a caller can add to
+ * its clock, and the bucket stays shut. */
+static const double tiny_rates[] = {1e-17, 1e-300, DBL_TRUE_MIN};
+
+START_TEST(bucket_tiny_rate_saturates)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, tiny_rates[_i], 1, 0);
+    ck_assert(lb_bucket_take(&b, 0));
+    ck_assert(!lb_bucket_take(&b, 1e9)); /* none 11 days later */
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 1e9), LB_BUCKET_WAIT_MAX_MS);
+    lb_limiter l;
+    int64_t wait;
+    lb_limiter_init(&l, tiny_rates[_i], 1, 0, 0);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    lb_limiter_release(&l);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_WAIT);
+    ck_assert_int_eq(wait, LB_BUCKET_WAIT_MAX_MS);
+}
+END_TEST
+
+/* A wait up to a day is exact; a longer one is cut to a day, and the caller
+ * that wakes then finds no token and is told to wait again. */
+START_TEST(bucket_wait_capped_at_a_day)
+{
+    lb_token_bucket b;
+    lb_bucket_init(&b, 1.0 / 3600, 1, 0); /* one an hour */
+    ck_assert(lb_bucket_take(&b, 0));
+    ck_assert_int_ge(lb_bucket_wait_ms(&b, 0), 3600000);
+    ck_assert_int_le(lb_bucket_wait_ms(&b, 0), 3600001);
+    lb_bucket_init(&b, 1.0 / (7 * 86400), 1, 0); /* one a week */
+    ck_assert(lb_bucket_take(&b, 0));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, 0), LB_BUCKET_WAIT_MAX_MS);
+    ck_assert(!lb_bucket_take(&b, LB_BUCKET_WAIT_MAX_MS));
+    ck_assert_int_eq(lb_bucket_wait_ms(&b, LB_BUCKET_WAIT_MAX_MS), LB_BUCKET_WAIT_MAX_MS);
+    ck_assert(lb_bucket_take(&b, 7 * 86400000.0 + 1));
 }
 END_TEST
 
@@ -184,6 +228,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, bucket_burst_then_rate);
     tcase_add_test(tc, bucket_default_burst_and_slow_rates);
     tcase_add_test(tc, bucket_high_rate_refills_within_a_millisecond);
+    tcase_add_loop_test(tc, bucket_tiny_rate_saturates, 0, (int)(sizeof tiny_rates / sizeof tiny_rates[0]));
+    tcase_add_test(tc, bucket_wait_capped_at_a_day);
     tcase_add_test(tc, bucket_clock_backwards_gives_nothing);
     tcase_add_test(tc, gate_limits_and_unlimited);
     tcase_add_test(tc, limiter_full_spends_no_token);
