@@ -2,15 +2,18 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 
-from lbtest import (Daemon, DEFAULT_CONFIG, LISTBOSSD, fixture, free_port, run, with_id)
+from lbtest import (Daemon, DEFAULT_CONFIG, HOTTOK_B, LISTBOSSD, fixture, free_port, run, with_id)
+from old_store import LATEST, make_store, schema_of, tables as old_store_tables
 
 TESTHOTTOK = "TESTHOTTOK0000000000000000000000000000000"
 
@@ -390,52 +393,192 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start():
         c.cleanup()
 
 
-def test_a_version_5_store_is_upgraded_at_start_and_keeps_knowing_its_events():
-    d = Daemon().start()
+# --- a store an older listbossd left, upgraded at start -------------------------------------------
+#
+# old_store.make_store writes a store exactly as the daemon of an older
+# version left it (its tables, indexes and SQL text; see old_store.py for how
+# the schema moved). OLD_ROWS fills every table a later migration rebuilds or
+# fills (events, jobs, club_activity, and event_keys from the events) and the
+# ones none touches, so that a migration that loses a row, a value or an index
+# shows. DEFAULT_CONFIG declares no integration and no Club, so the running
+# daemon writes to none of these tables but events and event_keys.
+
+T = 1768482362000  # 2026-01-15, when these rows were written
+NEVER = 4102444800000  # 2100-01-01: the ready job is not due while the test runs
+OLD_ID_A, OLD_ID_B = str(uuid.uuid4()), str(uuid.uuid4())
+OLD_BODY_A = with_id(fixture("PURCHASE_APPROVED"), OLD_ID_A)
+OLD_LEAD = '{"name":"Ana Teste","first_name":"Ana","last_name":"Teste"}'
+OLD_DECLARATION = json.dumps({
+    "account": "acme", "name": "vip", "product": "4123456", "trigger": {"id": "purchase_approved", "params": {}},
+    "conditions": [], "integration": "local", "actions": [{"action": "tag_add", "params": {"tag": "vip"}}],
+    "options": {"send_billet_link": False}, "enabled": True, "status": "ok", "reasons": []}, separators=(",", ":"))
+
+OLD_ROWS = {
+    # ids with gaps: the ids must survive the copy, and new events go on after the highest
+    "events": [
+        (3, "acme", "hotmart", OLD_ID_A, "purchase.approved", "PURCHASE_APPROVED", "4123456",
+         "ana.teste@example.com", T - 60000, T, "accepted", 0, '{"type":"purchase.approved"}',
+         "application/json", OLD_BODY_A),
+        (7, "acme", "hotmart", OLD_ID_B, "purchase.refunded", "PURCHASE_REFUNDED", None, None, None, T + 1000,
+         "ignored", 1, '{"type":"purchase.refunded"}', "application/x-www-form-urlencoded",
+         ("id=%s&event=PURCHASE_REFUNDED" % OLD_ID_B).encode()),
+        # the same Hotmart id under another account is another event
+        (8, "beta", "hotmart", OLD_ID_A, "purchase.approved", "PURCHASE_APPROVED", "99", "bia@example.com",
+         T - 50000, T + 2000, "accepted", 0, '{"type":"purchase.approved"}', "application/json", b"{}"),
+    ],
+    # added with the command line: the daemon keeps it (a config one it does not declare, it drops)
+    "segmentations": [(1, "acme", "vip", "4123456", OLD_DECLARATION, "cli", "ok", "[]", T - 3600000)],
+    # one job in each state, with what its attempts left in it
+    "jobs": [
+        (1, "acme", "local", "ana.teste@example.com", "list_add", '{"list":"buyers"}', OLD_LEAD, "3:1:0", 3, 1, 0,
+         "done", 1, T, T, T + 5, 200, None),
+        (2, "acme", "local", "ana.teste@example.com", "tag_add", '{"tag":"vip"}', OLD_LEAD, "3:1:1", 3, 1, 1,
+         "dead", 8, T, T + 3600000, T + 3600000, 422, "invalid e-mail"),
+        (5, "acme", "local", "ana.teste@example.com", "tag_add", '{"tag":"customer"}', OLD_LEAD, "3:1:2", 3, 1, 2,
+         "ready", 2, T, NEVER, T + 60000, 503, "service unavailable"),
+    ],
+    "job_attempts": [(1, T + 5, 200, "ok", None), (2, T + 3600000, 422, "fail", "invalid e-mail"),
+                     (5, T + 60000, 503, "retry", "service unavailable")],
+    "lead_state": [("acme", "local", "ana.teste@example.com", "sandbox:ana.teste@example.com", '["list:buyers"]',
+                    T + 5)],
+    "integration_state": [("acme", "local", 1, "401: bad credentials", T + 7200000)],
+    # a login and progress; progress with no login yet; a login with no progress yet (-1)
+    "club_activity": [("acme", "4123456", "ana.teste@example.com", T + 10000, 0.5),
+                      ("acme", "4123456", "bruno@example.com", 0, 0.25),
+                      ("beta", "99", "bia@example.com", T + 20000, -1.0)],
+    # since migration 6, one per event, written with it
+    "event_keys": [(3, "acme", "hotmart", OLD_ID_A), (7, "acme", "hotmart", OLD_ID_B),
+                   (8, "beta", "hotmart", OLD_ID_A)],
+}
+ROW_ORDER = {"events": "id", "event_keys": "event_id", "segmentations": "id", "jobs": "id", "job_attempts": "job_id",
+             "lead_state": "lead_email", "integration_state": "integration",
+             "club_activity": "account, product_id, lead_email"}
+
+
+def daemon_on_old_store(version):
+    """A Daemon whose store a listbossd of `version` left, with OLD_ROWS in every table that version has."""
+    d = Daemon()
+    make_store(d.db, version, {t: rows for t, rows in OLD_ROWS.items() if t in old_store_tables(version)})
+    return d
+
+
+def current_schema():
+    """The schema a store of this build has: old_store's latest version, which
+    test_the_latest_old_store_is_the_schema_listbossd_creates holds to what the daemon makes."""
+    folder = tempfile.mkdtemp(prefix="lbtest-schema-")
     try:
-        body = with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))
-        first = d.post_hotmart(body).json()
-        assert first["duplicate"] is False
-        d.stop()
-        # the store as version 5 had it: a unique index on the events' keys, no event_keys
-        con = sqlite3.connect(d.db)
-        con.executescript("""
-            DROP TABLE event_keys;
-            ALTER TABLE events RENAME TO events_v6;
-            CREATE TABLE events (id INTEGER PRIMARY KEY, account TEXT NOT NULL, source TEXT NOT NULL,
-              source_event_id TEXT NOT NULL, type TEXT NOT NULL, source_type TEXT NOT NULL, product_id TEXT,
-              lead_email TEXT, occurred_at INTEGER, received_at INTEGER NOT NULL,
-              status TEXT NOT NULL CHECK (status IN ('accepted','ignored')), is_test INTEGER NOT NULL DEFAULT 0,
-              normalized TEXT NOT NULL, raw_content_type TEXT NOT NULL, raw_body BLOB NOT NULL,
-              UNIQUE (account, source, source_event_id));
-            INSERT INTO events SELECT * FROM events_v6;
-            DROP TABLE events_v6;
-            DROP TABLE club_activity;
-            CREATE TABLE club_activity (account TEXT NOT NULL, product_id TEXT NOT NULL, lead_email TEXT NOT NULL,
-              last_access_at INTEGER NOT NULL DEFAULT 0, max_progress REAL NOT NULL DEFAULT -1,
-              PRIMARY KEY (account, product_id, lead_email));
-            INSERT INTO club_activity VALUES ('acme', '7', 'a@example.com', 1000, 0.5);
-            PRAGMA user_version = 5;""")
-        con.close()
+        make_store(os.path.join(folder, "store.db"), LATEST)
+        return schema_of(os.path.join(folder, "store.db"))
+    finally:
+        shutil.rmtree(folder)
+
+
+def kept(table, rows):
+    """What of a table's rows an upgrade keeps as they were: all of it, but a
+    segmentation's status and reasons, which the daemon works out again at each start."""
+    return [r[:6] + r[8:] for r in rows] if table == "segmentations" else rows
+
+
+def assert_upgraded(d, version):
+    """The store of `version` under d is now this build's, every old row in it with its values."""
+    assert d.query("PRAGMA user_version") == [(LATEST,)]
+    # table by table, index by index (the autoindex of a UNIQUE key or primary key too): each migration's work,
+    # and nothing left of the tables a rebuild copied from (events_v6, jobs_v6, club_activity_v8)
+    got, want = schema_of(d.db), current_schema()
+    for name in sorted(set(got) | set(want)):
+        assert got.get(name, "(none)") == want.get(name, "(none)"), (version, name, got.get(name), want.get(name))
+    for table, order in ROW_ORDER.items():
+        rows = d.query("SELECT * FROM %s ORDER BY %s" % (table, order))
+        if table in old_store_tables(version):
+            want = OLD_ROWS[table]
+        elif table == "event_keys":
+            want = [(r[0], r[1], r[2], r[3]) for r in OLD_ROWS["events"]]  # migration 6 filled it from the events
+        else:
+            want = []  # a table made by a later migration starts empty
+        assert kept(table, rows) == kept(table, want), (version, table, rows, want)
+    # the daemon read event_keys: a redelivery of an old event is a duplicate, per account
+    assert d.post_hotmart(OLD_BODY_A).json() == {"event_id": 3, "duplicate": True}
+    assert d.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), OLD_ID_B)).json() == {"event_id": 7,
+                                                                                     "duplicate": True}
+    assert d.post_hotmart(OLD_BODY_A, hottok=HOTTOK_B).json() == {"event_id": 8, "duplicate": True}
+
+
+def test_a_version_5_store_is_upgraded_at_start_and_keeps_everything_it_held():
+    # version 5: the events' UNIQUE key (no event_keys), the outbox's state
+    # check an IN list, Club activity a rowid table; migrations 6, 7 and 8 remain
+    d = daemon_on_old_store(5)
+    try:
         d.start()
         log = d.stderr()
         # an upgrade that copies every event takes a while: the log says so, then says when it is done
-        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=5 to=6', log), log
-        assert re.search(r'msg="store schema upgraded" version=6 ms=\d+', log), log
-        again = d.post_hotmart(body).json()
-        assert again == {"event_id": first["event_id"], "duplicate": True}, again
-        assert d.query("SELECT count(*) FROM event_keys") == [(1,)]
-        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=6 to=7', log), log
-        assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=7 to=8', log), log
-        assert d.query("PRAGMA user_version") == [(8,)]
-        # migration 7: the outbox's state check without an IN list
+        for v in (6, 7, 8):
+            assert re.search(r'msg="upgrading the store\'s schema[^"]*" from=%d to=%d' % (v - 1, v), log), log
+            assert re.search(r'msg="store schema upgraded" version=%d ms=\d+' % v, log), log
+        assert "from=4 " not in log and "from=8 " not in log, log  # those three only
+        assert_upgraded(d, 5)
+        # migration 6: no key on events any more; a new event gets the id after the old ones' highest
+        assert d.query("SELECT name FROM sqlite_master WHERE tbl_name = 'events' AND type = 'index'") == []
+        fresh = d.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))).json()
+        assert fresh == {"event_id": 9, "duplicate": False}, fresh
+        assert d.query("SELECT event_id, account FROM event_keys WHERE event_id = 9") == [(9, "acme")]
+        # migration 7: the outbox's check spelled with OR; a state outside the three is still refused, and an
+        # idempotency key still unique
         jobs_sql = d.query("SELECT sql FROM sqlite_master WHERE name = 'jobs'")[0][0]
-        assert " IN (" not in jobs_sql and "state = 'ready' OR" in jobs_sql, jobs_sql
-        assert d.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'") == [(0,)]
-        # migration 8: Club activity without a rowid, its rows kept
+        assert " IN (" not in jobs_sql and "state = 'ready' OR state = 'done' OR state = 'dead'" in jobs_sql
+        db = sqlite3.connect(d.db, timeout=10)
+        try:
+            for bad in ("UPDATE jobs SET state = 'gone' WHERE id = 5",
+                        "INSERT INTO jobs SELECT 6, account, integration, lead_email, action, params, lead,"
+                        " idempotency_key, event_id, segmentation_id, action_index, state, attempts, created_at,"
+                        " next_attempt_at, updated_at, last_status, last_reason FROM jobs WHERE id = 5"):
+                try:
+                    db.execute(bad)
+                    raise AssertionError("accepted: " + bad)
+                except sqlite3.IntegrityError:
+                    pass
+        finally:
+            db.close()
+        # what the daemon's commands read from the rebuilt outbox
+        r = listbossd("-c", d.config_path, "dead-letters", "acme", env=d.env, cwd=d.dir)
+        assert r.returncode == 0, r
+        assert [(j["id"], j["attempts"], j["last_status"], j["last_reason"]) for j in json.loads(r.stdout)] == [
+            (2, 8, 422, "invalid e-mail")], r.stdout
+        # migration 8: Club activity keyed by its primary key alone, no rowid
         club_sql = d.query("SELECT sql FROM sqlite_master WHERE name = 'club_activity'")[0][0]
-        assert "WITHOUT ROWID" in club_sql, club_sql
-        assert d.query("SELECT * FROM club_activity") == [("acme", "7", "a@example.com", 1000, 0.5)]
+        assert club_sql.endswith(") WITHOUT ROWID"), club_sql
+        assert d.query("SELECT count(*) FROM sqlite_master WHERE tbl_name = 'club_activity' AND type = 'index'") == [
+            (0,)]
+    finally:
+        d.cleanup()
+
+
+def test_a_store_of_each_older_version_is_upgraded_and_keeps_everything_it_held():
+    # from version 1 (events only) on: migrations 2 and 3 add the tables, 6
+    # to 8 as above; each start runs the ones its store lacks. 4 and 5 drop
+    # the events' two indexes, but 6's rebuild of events drops whatever
+    # index is left on them: after an upgrade nothing tells whether 4 and 5
+    # ran, and no test of an upgraded store can
+
+    for version in range(1, LATEST):
+        d = daemon_on_old_store(version)
+        try:
+            d.start()
+            log = d.stderr()
+            for v in range(version + 1, LATEST + 1):
+                assert re.search(r'msg="store schema upgraded" version=%d ms=\d+' % v, log), (version, log)
+            assert_upgraded(d, version)
+        finally:
+            d.cleanup()
+
+
+def test_the_latest_old_store_is_the_schema_listbossd_creates():
+    # what the upgrade tests compare with: old_store's newest version, spelled
+    # by hand, is what this build's daemon makes in a new store
+    d = Daemon().start()
+    try:
+        d.stop()
+        assert d.query("PRAGMA user_version") == [(LATEST,)]
+        assert schema_of(d.db) == current_schema()
     finally:
         d.cleanup()
 
