@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from lbtest import DEFAULT_CONFIG, FIXTURES, LISTBOSSD, Daemon, run
+from old_store import make_store
 
 CONFIG = DEFAULT_CONFIG.replace('''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A" }},''', '''  {{ id = "acme", hottok = "env:LB_TEST_HOTTOK_A", api_token = "env:LB_TEST_TOKEN_A",
      integrations = {{ {{ id = "local", provider = "sandbox" }} }},
@@ -198,18 +199,11 @@ COMMANDS = [("dead-letters", "acme"), ("replay", "acme"), ("replay", "acme", "1"
 
 
 def take_back_to_version_7():
-    """The store as version 7 had it, a row in it: club_activity a rowid table
-    (migration 3's), which migration 8 copies into a WITHOUT ROWID one. The
-    rest of the schema is version 7's already."""
-    store_exec("""
-        BEGIN;
-        DROP TABLE club_activity;
-        CREATE TABLE club_activity (account TEXT NOT NULL, product_id TEXT NOT NULL, lead_email TEXT NOT NULL,
-          last_access_at INTEGER NOT NULL DEFAULT 0, max_progress REAL NOT NULL DEFAULT -1,
-          PRIMARY KEY (account, product_id, lead_email));
-        INSERT INTO club_activity VALUES ('acme', '4123456', 'ana@example.com', 1000, 0.5);
-        PRAGMA user_version = 7;
-        COMMIT;""")
+    """The store as version 7 left it (old_store.py): club_activity a rowid
+    table, which migration 8 copies into a WITHOUT ROWID one, with a row in
+    it; the other tables keep their rows. One transaction, so it can run
+    under the daemon."""
+    make_store(D.db, 7, {"club_activity": [("acme", "4123456", "ana@example.com", 1000, 0.5)]})
 
 
 def schema():
