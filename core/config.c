@@ -1,7 +1,8 @@
 /* config.c: evaluates the Lua config in a sandbox and validates what it set.
  *
  * The sandbox: a fresh lua_State per load whose allocator refuses to go past
- * LB_CONFIG_MEM_LIMIT, an instruction-count hook that stops runaway loops, a
+ * LB_CONFIG_MEM_LIMIT, a count hook that stops runaway loops (by instructions
+ * run and by thread CPU time, as the rule sandbox's does), a
  * text-only loader (no precompiled bytecode, which can crash the VM), and a
  * chunk _ENV that is an empty table falling back (__index) to a table of pure
  * helpers. Nothing reachable from the chunk touches files, the process or the
@@ -13,9 +14,12 @@
  * table.sort, string.rep of "") are the bounded versions of lua_clib.c: a
  * pattern call past its worst-case bound is refused, and the work of the
  * others is charged before it starts, loops to the instruction budget and
- * patterns to a budget of their own. */
+ * patterns to a budget of their own. The remaining library calls do work in
+ * proportion to a string or table the config holds while counting as one
+ * instruction; the CPU budget stops a loop of them. */
 #include "config.h"
 
+#include "cpu_clock.h"
 #include "lua_clib.h"
 #include "secret.h"
 
@@ -33,9 +37,23 @@
 #include <string.h>
 
 #define LB_CONFIG_MEM_LIMIT ((size_t)16 * 1024 * 1024)
-/* A real config runs a few thousand instructions; 10 million is ~0.1 s. */
+/* A real config runs a few thousand instructions; 10 million is ~0.1 s
+ * (~0.2 s with the CPU clock reads of the hook, below). */
 #define LB_CONFIG_INSN_LIMIT 10000000L
-#define LB_CONFIG_HOOK_EVERY 1000
+/* The instruction budget counts a library call as one instruction, yet one
+ * call can work through all the 16 MiB the config may hold: s:upper() on a
+ * 4 MB string, or table.insert(t, 1, x) with table.remove(t, 1) on 200,000
+ * elements, takes milliseconds, so a loop of them would run for about an
+ * hour inside 10 million instructions. A config loads in milliseconds; 5 s
+ * of CPU time is far above any real one (a slow machine, a sanitizer build)
+ * and still short enough for `listbossd -t`, start-up and reload. */
+#define LB_CONFIG_CPU_LIMIT_S 5
+/* The hook's period, and so how often it reads the CPU clock. Reading it is
+ * a system call (~2 us), so a load that runs the whole instruction budget
+ * pays 100,000 of them, ~0.2 s; a real config, a few dozen. A period of 1000
+ * holds 250 calls of `for ... do u(s) end`, 0.6 s of s:upper() on 4 MB
+ * (seconds under sanitizers), all of which could run past the budget. */
+#define LB_CONFIG_HOOK_EVERY 100
 /* The worst cases of all the pattern calls of one load together: 20 calls at
  * the per-call bound, well under a second of matching. A config matches a
  * few short strings, if any; without this sum a loop of calls each just
@@ -122,7 +140,8 @@ static const struct {
 /* Which budget stopped a load, for the message. */
 enum lb_stop {
     LB_STOP_NONE,
-    LB_STOP_INSN,     /* the hook: the config ran too long */
+    LB_STOP_INSN,     /* the hook: the config ran too many instructions */
+    LB_STOP_CPU,      /* the hook: the config used too much CPU time */
     LB_STOP_LOOP,     /* a library loop would have: stopped_in names it */
     LB_STOP_PATTERNS, /* the pattern calls together: stopped_in names the last */
 };
@@ -135,6 +154,7 @@ struct lb_load {
     char chunkname[128];
     size_t mem_used;
     long insn;                  /* run, plus library loop work charged */
+    struct timespec cpu_start;  /* this thread's CPU clock when the chunk started */
     lua_Unsigned pattern_steps; /* charged, of LB_CONFIG_PATTERN_STEPS */
     enum lb_stop stopped;       /* the first budget breach, once there is one */
     const char *stopped_in;     /* the library function that breached, if one did */
@@ -206,17 +226,22 @@ static void stop_load(lua_State *L, struct lb_load *ld, enum lb_stop why, const 
     luaL_error(L, "config budget exhausted");
 }
 
-/* Count hook: past the instruction budget, stop. */
+/* Count hook: past the instruction budget or the CPU budget, stop. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct lb_load *ld = load_of(L);
-    if (ld->stopped == LB_STOP_NONE) {
+    enum lb_stop why = ld->stopped;
+    if (why == LB_STOP_NONE) {
         ld->insn += LB_CONFIG_HOOK_EVERY;
-        if (ld->insn <= LB_CONFIG_INSN_LIMIT)
+        if (ld->insn > LB_CONFIG_INSN_LIMIT)
+            why = LB_STOP_INSN;
+        else if (lb_cpu_elapsed_us(&ld->cpu_start) > LB_CONFIG_CPU_LIMIT_S * 1000000L)
+            why = LB_STOP_CPU;
+        else
             return;
     }
-    stop_load(L, ld, LB_STOP_INSN, NULL);
+    stop_load(L, ld, why, NULL);
 }
 
 /* lua_clib.c's library loops: their work counts as instructions, charged
@@ -316,6 +341,10 @@ static void record_budget_error(struct lb_load *ld)
     if (ld->stopped == LB_STOP_INSN)
         lb_fail(ld->err, "", "config stopped after %ld million Lua instructions; does it loop forever?",
                 LB_CONFIG_INSN_LIMIT / 1000000);
+    else if (ld->stopped == LB_STOP_CPU)
+        lb_fail(ld->err, "",
+                "config stopped after %d s of CPU time; does it loop over a large string or table?",
+                LB_CONFIG_CPU_LIMIT_S);
     else if (ld->stopped == LB_STOP_LOOP)
         lb_fail(ld->err, "", "config stopped: a %s call would run past the budget of %ld million Lua instructions",
                 ld->stopped_in, LB_CONFIG_INSN_LIMIT / 1000000);
@@ -1542,6 +1571,7 @@ static int load_protected(lua_State *L)
     if (status == LUA_OK) {
         lua_pushvalue(L, env);
         lua_setupvalue(L, -2, 1); /* a main chunk's one upvalue is its _ENV */
+        lb_cpu_clock_start(&ld->cpu_start);
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, LB_CONFIG_HOOK_EVERY);
         status = lua_pcall(L, 0, 0, 0);
         lua_sethook(L, NULL, 0, 0);

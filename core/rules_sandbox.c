@@ -29,6 +29,7 @@
  *   in C follows for ever, nor a finalizer that runs outside any budget. */
 #include "rules_int.h"
 
+#include "cpu_clock.h"
 #include "lua_clib.h"
 
 #include <lauxlib.h>
@@ -119,13 +120,6 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return block + LB_BLOCK_HEAD;
 }
 
-static long cpu_elapsed_us(const lb_sandbox *sb)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    return (long)(now.tv_sec - sb->cpu_start.tv_sec) * 1000000L + (now.tv_nsec - sb->cpu_start.tv_nsec) / 1000;
-}
-
 static void sb_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -138,11 +132,11 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
              * finishes in far fewer than LB_HOOK_EVERY instructions, so it
              * never pays for it. What goes unmeasured is bounded by the
              * instruction budget (and is microseconds). */
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &sb->cpu_start);
+            lb_cpu_clock_start(&sb->cpu_start);
             sb->clock_started = true;
             if (sb->insn <= sb->insn_budget)
                 return;
-        } else if (sb->insn <= sb->insn_budget && cpu_elapsed_us(sb) <= sb->cpu_budget_us) {
+        } else if (sb->insn <= sb->insn_budget && lb_cpu_elapsed_us(&sb->cpu_start) <= sb->cpu_budget_us) {
             return;
         }
         sb->timed_out = true;

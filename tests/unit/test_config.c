@@ -1194,16 +1194,54 @@ static const struct {
     {"local t = {} for i = 1, 1e5 do t[i] = i end for i = 1, 1e9 do table.sort(t) end", "a table.sort call"},
 };
 
-START_TEST(c_loops_stopped)
+/* Wall-clock seconds that expect_error(ACC + src, "", msg) took. */
+static double timed_error(const char *src, const char *msg)
 {
-    char src[512];
-    snprintf(src, sizeof src, ACC "%s\n", c_loops[_i].src);
+    char buf[512];
+    snprintf(buf, sizeof buf, ACC "%s\n", src);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    expect_error(src, "", c_loops[_i].msg);
+    expect_error(buf, "", msg);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+START_TEST(c_loops_stopped)
+{
+    double s = timed_error(c_loops[_i].src, c_loops[_i].msg);
     ck_assert_msg(s < 5.0, "row %d took %.3f s", _i, s); /* wall clock, sanitizers included */
+}
+END_TEST
+
+/* Library calls whose work is in proportion to what the config holds count
+ * as one instruction each: a loop of them on megabytes ran for about an
+ * hour inside the instruction budget. The CPU budget (5 s) stops them. */
+static const char *const cpu_loops[] = {
+    "local t = {} for i = 1, 200000 do t[i] = i end\n"
+    "for i = 1, 1e9 do table.insert(t, 1, i) table.remove(t, 1) end",
+    "local s = ('a'):rep(4 << 20) for i = 1, 1e9 do local _ = s:upper() end",
+    /* catching the error does not help */
+    "local s = ('a'):rep(4 << 20) while true do pcall(s.upper, s) end",
+};
+
+START_TEST(cpu_loops_stopped)
+{
+    double s = timed_error(cpu_loops[_i], "config stopped after 5 s of CPU time; does it loop over a large string");
+    /* 5 s of this thread's CPU plus one hook period, and some slack for the
+     * wall clock of a busy machine */
+    ck_assert_msg(s < 15.0, "row %d took %.3f s", _i, s);
+}
+END_TEST
+
+/* The same calls in ordinary numbers stay far inside the CPU budget. */
+START_TEST(library_work_within_cpu_budget)
+{
+    lb_config *cfg = load_ok("local s = ('a'):rep(1 << 20) for i = 1, 20 do s = s:upper():lower() end\n"
+                             "local t = {} for i = 1, 2000 do table.insert(t, 1, i) end\n"
+                             "for i = 1, 1000 do table.remove(t, 1) end\n"
+                             "assert(#t == 1000 and #s == 1 << 20)\n" ACC);
+    ck_assert_str_eq(cfg->accounts[0].id, "a");
+    lb_config_free(cfg);
 }
 END_TEST
 
@@ -1383,7 +1421,9 @@ static TCase *lua_tcase(void)
     tcase_add_test(tc, memory_bomb_stopped);
     tcase_add_test(tc, caught_memory_error_still_loads);
     tcase_add_loop_test(tc, c_loops_stopped, 0, N(c_loops));
+    tcase_add_loop_test(tc, cpu_loops_stopped, 0, N(cpu_loops));
     tcase_add_test(tc, library_functions_still_work);
+    tcase_add_test(tc, library_work_within_cpu_budget);
     /* the budgets must trip well inside this even under sanitizers */
     tcase_set_timeout(tc, 30);
     return tc;
