@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include "cpu_clock.h"
+#include "limiter.h"
 #include "lua_clib.h"
 #include "secret.h"
 
@@ -70,11 +71,6 @@
 #define LB_PROVIDER_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
 #define LB_SEG_NAME_MAX 100
 #define LB_SEG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.-"
-#define LB_CONCURRENCY_MAX 1024u
-/* One request a day: a slower integration is a typo (a rate in requests per
- * day or month written as per second), and a rate near 0 once made the
- * limiter's wait overflow. */
-#define LB_RATE_MIN (1.0 / 86400)
 /* Params and options are small documents; deeper nesting is a mistake (or a
  * table that contains itself), and the limit bounds the recursion. */
 #define LB_PARAMS_MAX_DEPTH 8
@@ -910,8 +906,8 @@ static int opt_uint(lua_State *L, int t, const char *owner, const char *key, uns
     return rc;
 }
 
-/* Optional requests per second, finite and at least LB_RATE_MIN; 0 when
- * absent (the provider's default). */
+/* Optional requests per second, finite and at least LB_RATE_MIN (limiter.h);
+ * 0 when absent (the provider's default). */
 static int opt_rate(lua_State *L, int t, const char *owner, double *out, lb_error *err)
 {
     char field[sizeof err->field];
@@ -919,7 +915,7 @@ static int opt_rate(lua_State *L, int t, const char *owner, double *out, lb_erro
     int type = raw_field(L, t, "rate");
     double d = type == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
     int rc = 0;
-    if (type == LUA_TNUMBER && !(isfinite(d) && d >= LB_RATE_MIN))
+    if (type == LUA_TNUMBER && !lb_rate_in_range(d))
         rc = lb_fail(err, field, "must be a finite number of requests per second, at least 1/86400 (one a day)");
     else if (type != LUA_TNUMBER && type != LUA_TNIL)
         rc = fail_type(L, field, "a number (requests per second)", err);

@@ -18,6 +18,7 @@
 #ifndef LB_LIMITER_H
 #define LB_LIMITER_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -33,6 +34,22 @@ typedef struct lb_token_bucket {
  * (whole milliseconds would refill it at most `burst` tokens per tick,
  * capping a high rate at 1000 * burst per second). */
 double lb_clock_ms_fine(clockid_t clock);
+
+/* The limits a configured rate or concurrency may name, the config's and a
+ * plugin descriptor's default alike (a default may also be 0: unlimited).
+ * One request a day: a slower integration is a typo (a rate in requests per
+ * day or month written as per second), and a rate near 0 once made the
+ * wait overflow. */
+#define LB_RATE_MIN (1.0 / 86400)
+#define LB_CONCURRENCY_MAX 1024u
+
+/* Whether rate_per_s is a usable limit: finite and at least LB_RATE_MIN
+ * (NaN, infinities, negatives and 0 are not). Inline: the plugin loader,
+ * also built on its own by tests, needs nothing else from here. */
+static inline bool lb_rate_in_range(double rate_per_s)
+{
+    return isfinite(rate_per_s) && rate_per_s >= LB_RATE_MIN;
+}
 
 /* burst 0 picks max(1, ceil(rate)): one second's worth. The bucket starts full. */
 void lb_bucket_init(lb_token_bucket *b, double rate_per_s, uint32_t burst, double now_ms);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "limiter.h"
 #include "log.h"
 
 #define NAME_MAX_LEN 64
@@ -89,6 +90,24 @@ static int check_tables(const lb_plugin *d, lb_error *err)
     return 0;
 }
 
+/* The default limits meet the config's rules for the same limits, so no
+ * plugin hands the limiter a rate the config would refuse (NaN, negative,
+ * infinite, or so slow its wait overflowed). 0 keeps its meaning: unlimited
+ * (docs/dispatcher.md); any default_burst is usable, 0 being one second's
+ * worth. */
+static int check_default_limits(const lb_plugin *d, lb_error *err)
+{
+    if (d->default_rate_per_s != 0 && !lb_rate_in_range(d->default_rate_per_s))
+        return lb_fail(err, NULL,
+                       "default_rate_per_s %g is neither 0 (unlimited) nor a finite number of requests per second "
+                       "of at least 1/86400 (one a day)",
+                       d->default_rate_per_s);
+    if (d->default_concurrency > LB_CONCURRENCY_MAX)
+        return lb_fail(err, NULL, "default_concurrency %u is above %u (0 means unlimited)",
+                       (unsigned)d->default_concurrency, LB_CONCURRENCY_MAX);
+    return 0;
+}
+
 int lb_plugin_check(const lb_plugin *d, lb_error *err)
 {
     /* first: below the header, abi_major is not the plugin's to compare */
@@ -109,7 +128,7 @@ int lb_plugin_check(const lb_plugin *d, lb_error *err)
         return lb_fail(err, NULL, "name \"%.64s\" is not 1-%d characters of [a-z0-9_]", d->name, NAME_MAX_LEN);
     if (d->version != NULL && strnlen(d->version, VERSION_MAX_LEN + 1) > VERSION_MAX_LEN)
         return lb_fail(err, NULL, "the version is longer than %d bytes", VERSION_MAX_LEN);
-    if (check_callbacks(d, err) != 0)
+    if (check_callbacks(d, err) != 0 || check_default_limits(d, err) != 0)
         return -1;
     return check_tables(d, err);
 }

@@ -2,7 +2,7 @@
 
 Builds tiny plugins with `cc` into a temporary folder (a good one, a wrong ABI
 major, a descriptor shorter than its own header, a missing callback, a bad name,
-a NULL-returning entry, not a plugin at all) and checks that lbplug (env LBPLUG) loads the good one and refuses each of
+default limits out of range, a NULL-returning entry, not a plugin at all) and checks that lbplug (env LBPLUG) loads the good one and refuses each of
 the others with a clear message and exit 2; that it reports plugins breaking
 the exactly-once contract with exit 3; that the registry refuses a duplicate
 name and loads the rest; and that the example plugin builds with only the
@@ -127,6 +127,12 @@ static void p_destroy(void *inst) { (void)inst; }
 #ifndef NAME
 #define NAME "good"
 #endif
+#ifndef RATE
+#define RATE 0.0
+#endif
+#ifndef CONCURRENCY
+#define CONCURRENCY 0
+#endif
 #ifdef NO_CANCEL
 #define CANCEL NULL
 #else
@@ -159,8 +165,8 @@ LB_PLUGIN_EXPORT const lb_plugin *lb_plugin_entry(uint32_t major, const lb_core_
 }
 #else
 LB_PLUGIN_REGISTER(.name = NAME, .display_name = "Good", .version = VERSION, .config = config,
-                   .actions = actions, .init = p_init, .verify = p_verify, .submit = p_submit,
-                   .cancel = CANCEL, .destroy = p_destroy)
+                   .actions = actions, .default_rate_per_s = RATE, .default_concurrency = CONCURRENCY,
+                   .init = p_init, .verify = p_verify, .submit = p_submit, .cancel = CANCEL, .destroy = p_destroy)
 #endif
 """
 
@@ -300,6 +306,28 @@ def test_unterminated_or_long_declarations_are_refused():
     refused(build("untermparams", "UNTERMINATED_PARAMS"), "params table has no { NULL } terminator")
     refused(build("longparam", 'LONG_PARAM="%s"' % ("p" * 65)), "parameter 0's name is empty or longer than 64 bytes")
     refused(build("longversion", 'VERSION="%s"' % ("1" * 65)), "version is longer than 64 bytes")
+
+
+def test_bad_default_limits_are_refused():
+    """A descriptor's default limits meet the config's rules for the same
+    limits: a rate is 0 (unlimited) or finite and at least one a day, a
+    concurrency 0 (unlimited) to 1024. The refusal names the field."""
+    rates = ("-1.0", '__builtin_nan("")', "__builtin_inf()", "1e-6", "1e-320")
+    for i, rate in enumerate(rates):
+        refused(build("badrate%d" % i, "RATE=(%s)" % rate), "default_rate_per_s ",
+                "is neither 0 (unlimited) nor a finite number of requests per second of at least 1/86400")
+    refused(build("badconcurrency", "CONCURRENCY=1025"), "default_concurrency 1025 is above 1024")
+
+
+def test_default_limits_at_their_bounds_load():
+    """0 (unlimited), the slowest rate (one a day) and the largest concurrency load."""
+    bounds = (("0.0", 0.0, 0), ("(1.0 / 86400)", 1 / 86400, 1024), ("5.0", 5.0, 4))
+    for i, (rate_src, rate, concurrency) in enumerate(bounds):
+        r = lbplug(build("limits%d" % i, "RATE=" + rate_src, "CONCURRENCY=%d" % concurrency), "describe")
+        assert r.returncode == 0, r
+        limits = json.loads(r.stdout)["default_limits"]
+        assert abs(limits["rate_per_s"] - rate) <= 1e-12 * rate, limits
+        assert limits["concurrency"] == concurrency, limits
 
 
 def test_a_fifo_named_like_a_plugin_is_refused_without_blocking():

@@ -1,6 +1,8 @@
 /* test_plugin_api.c: the event-loop-free half of lb_core_api (JSON, URL, MD5,
  * headers, classification, settings, redaction) and the loader's descriptor
  * checks. Loading real .so files is tested in tests/e2e/test_plugin_loader.py. */
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -555,6 +557,45 @@ START_TEST(descriptor_checks)
 }
 END_TEST
 
+/* The default limits meet the config's rules for rate and concurrency; 0
+ * is "unlimited" for both, and any burst is usable (0: a second's worth). */
+static const struct {
+    double rate;
+    uint32_t concurrency;
+    const char *refusal; /* NULL: accepted */
+} default_limits[] = {
+    {0, 0, NULL},
+    {1.0 / 86400, 1024, NULL},
+    {5.0, 4, NULL},
+    {1e9, 1, NULL},
+    {-1.0, 0, "default_rate_per_s -1 is neither 0 (unlimited) nor a finite number"},
+    {NAN, 0, "default_rate_per_s nan is neither"},
+    {INFINITY, 0, "default_rate_per_s inf is neither"},
+    {-INFINITY, 0, "default_rate_per_s -inf is neither"},
+    {1.0 / 86400 * 0.999, 0, "of at least 1/86400 (one a day)"},
+    {1e-320, 0, "default_rate_per_s 9.99989e-321 is neither"},
+    {0, 1025, "default_concurrency 1025 is above 1024 (0 means unlimited)"},
+    {0, UINT32_MAX, "default_concurrency 4294967295 is above 1024"},
+};
+
+START_TEST(descriptor_default_limits)
+{
+    lb_error err;
+    lb_plugin p = test_plugin();
+    p.default_rate_per_s = default_limits[_i].rate;
+    p.default_concurrency = default_limits[_i].concurrency;
+    p.default_burst = UINT32_MAX;
+    int rc = lb_plugin_check(&p, &err);
+    if (default_limits[_i].refusal == NULL) {
+        ck_assert_msg(rc == 0, "row %d refused: %s", _i, err.message);
+        return;
+    }
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err.message, default_limits[_i].refusal) != NULL, "row %d: \"%s\" lacks \"%s\"", _i,
+                  err.message, default_limits[_i].refusal);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("plugin_api");
@@ -583,6 +624,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, redaction);
     tcase_add_test(tc, api_table_fill);
     tcase_add_test(tc, descriptor_checks);
+    tcase_add_loop_test(tc, descriptor_default_limits, 0, sizeof default_limits / sizeof default_limits[0]);
     suite_add_tcase(s, tc);
     return s;
 }
