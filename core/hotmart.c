@@ -806,11 +806,13 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     return 0;
 }
 
-const char *lb_hotmart_body_hottok(const lb_jnode *root)
+const char *lb_hotmart_body_hottok(const lb_jnode *root, size_t *len)
 {
-    const char *tok = NULL;
-    /* A token with an embedded NUL would compare as its prefix: refuse it. */
-    if (lb_jnval_string(lb_jnode_member(root, "hottok", 6), "hottok", &tok, NULL) != 1)
+    const lb_jnode *n = lb_jnode_member(root, "hottok", 6);
+    if (n == NULL || n->type != json_type_string)
         return NULL;
-    return tok;
+    /* All of it, a NUL (\u0000) included: compared with this length, such a
+     * token is a wrong one, not its prefix. */
+    *len = n->str_len;
+    return n->str;
 }

@@ -27,13 +27,17 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err);
 /* Whether a normalized document is a Hotmart "send test" delivery. */
 bool lb_hotmart_is_send_test(json_object *doc);
 
-/* The top-level body "hottok" of a 2.0.0 delivery, or NULL. */
-const char *lb_hotmart_body_hottok(const lb_jnode *root);
+/* The top-level body "hottok" string of a 2.0.0 delivery and its length in
+ * *len, or NULL if there is none. The length counts any NUL inside (sent as
+ * \u0000): compare it whole (lb_account_by_hottok), never with strlen. */
+const char *lb_hotmart_body_hottok(const lb_jnode *root, size_t *len);
 
 /* Normalizes a 1.0 form-encoded postback (body as received, not NUL-terminated).
  * The "hottok" field is returned through *hottok_out (malloc'd, caller frees;
- * NULL if absent) so the caller can authenticate. */
+ * NULL if absent) and its length through *hottok_len, so the caller can
+ * authenticate; the length counts any NUL inside (%00), as above.
+ * hottok_out and hottok_len are both NULL or both not. */
 int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev,
-                              char **hottok_out, lb_error *err);
+                              char **hottok_out, size_t *hottok_len, lb_error *err);
 
 #endif

@@ -384,20 +384,23 @@ static int build(json_object *form, json_object *doc, const char **type, lb_erro
 }
 
 /* The form's hottok, copied out before anything is validated: the caller
- * authenticates first, so a bad event from a stranger is a 401, not a 400. */
-static int take_hottok(json_object *form, char **hottok_out, lb_error *err)
+ * authenticates first, so a bad event from a stranger is a 401, not a 400.
+ * All of it, a NUL (%00) included: compared with its length, such a token is
+ * a wrong one, not its prefix. */
+static int take_hottok(json_object *form, char **hottok_out, size_t *hottok_len, lb_error *err)
 {
-    const char *tok = NULL;
-    if (hottok_out == NULL)
-        return 0;
-    if (lb_jget_string(form, "hottok", &tok, err) < 0)
-        return -1; /* an embedded NUL would compare as its prefix */
-    if (tok != NULL && (*hottok_out = strdup(tok)) == NULL)
+    json_object *v;
+    if (hottok_out == NULL || !json_object_object_get_ex(form, "hottok", &v))
+        return 0; /* every value of the form is a string (add_pair) */
+    size_t n = (size_t)json_object_get_string_len(v);
+    if ((*hottok_out = malloc(n + 1)) == NULL)
         return lb_fail(err, "hottok", "out of memory");
+    memcpy(*hottok_out, json_object_get_string(v), n + 1);
+    *hottok_len = n;
     return 0;
 }
 
-int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev, char **hottok_out,
+int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev, char **hottok_out, size_t *hottok_len,
                               lb_error *err)
 {
     json_object *form = NULL, *doc = NULL;
@@ -408,7 +411,7 @@ int lb_hotmart_form_normalize(const char *body, size_t len, lb_event *ev, char *
         *hottok_out = NULL;
     if (parse_form(body, len, &form, &too_many, err) < 0)
         return -1;
-    int rc = take_hottok(form, hottok_out, err);
+    int rc = take_hottok(form, hottok_out, hottok_len, err);
     if (rc == 0 && too_many)
         rc = lb_fail(err, "", "the form has more than %d fields", FORM_MAX_FIELDS);
     if (rc == 0 && (doc = json_object_new_object()) == NULL)

@@ -557,8 +557,9 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
     if (!root)
         return;
     if (!acct) {
-        const char *body_tok = lb_hotmart_body_hottok(root);
-        acct = body_tok ? lb_account_by_hottok(ing->cfg, body_tok, strlen(body_tok)) : NULL;
+        size_t body_tok_len = 0;
+        const char *body_tok = lb_hotmart_body_hottok(root, &body_tok_len);
+        acct = body_tok ? lb_account_by_hottok(ing->cfg, body_tok, body_tok_len) : NULL;
         if (!acct) {
             reply_unauthorized(ing, req, "/webhooks/hotmart", body_tok ? "wrong hottok" : "missing hottok");
             return;
@@ -584,11 +585,12 @@ static void hotmart_form(lb_ingest *ing, lb_http_request *req)
     lb_event ev = {0};
     lb_error err = {0};
     char *tok = NULL;
-    int rc = lb_hotmart_form_normalize(body, len, &ev, &tok, &err);
-    const lb_account *acct = tok ? lb_account_by_hottok(ing->cfg, tok, strlen(tok)) : NULL;
+    size_t tok_len = 0;
+    int rc = lb_hotmart_form_normalize(body, len, &ev, &tok, &tok_len, &err);
+    const lb_account *acct = tok ? lb_account_by_hottok(ing->cfg, tok, tok_len) : NULL;
     bool had_token = tok != NULL;
     if (tok) {
-        explicit_bzero(tok, strlen(tok));
+        explicit_bzero(tok, tok_len);
         free(tok);
     }
     if (!acct) {

@@ -128,6 +128,52 @@ def test_missing_or_wrong_hottok_is_401():
     assert stored("acme", doc["id"]) == []
 
 
+def nul_hottok_posts():
+    """Posts carrying a hottok with a NUL in it, as functions of a daemon:
+    %00 in a 1.0 form, \\u0000 in a 2.0.0 body (json.dumps writes "\\x00" so),
+    and the text \\u0000 in the header (where it is no escape: a raw NUL in a
+    header is refused by the HTTP parser, 400, before any hottok is read)."""
+    ctype = "application/x-www-form-urlencoded"
+    txn = "HP%d" % time.time_ns()
+    form = "status=approved&transaction=%s&email=a%%40example.com&hottok=" % txn
+    form_toks = ["%00", HOTTOK_A + "%00", "%00" + HOTTOK_A, HOTTOK_A[:4] + "%00" + HOTTOK_A[5:]]
+    body_toks = ["\x00", HOTTOK_A + "\x00", "\x00" + HOTTOK_A, HOTTOK_A[:4] + "\x00" + HOTTOK_A[5:]]
+    doc = json.loads(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4())))
+    posts = [lambda d, t=t: d.post_hotmart(form + t, hottok=None, content_type=ctype) for t in form_toks]
+    posts += [lambda d, t=t: d.post_hotmart(json.dumps(dict(doc, hottok=t)), hottok=None) for t in body_toks]
+    posts.append(lambda d: d.post_hotmart(json.dumps(doc), hottok=HOTTOK_A + "\\u0000"))
+    return posts, [("hotmart", doc["id"]), ("hotmart1", txn + ":approved")]
+
+
+def test_a_hottok_holding_a_nul_is_a_wrong_hottok():
+    """A NUL in the token made it unreadable, and the answer said "missing
+    hottok": the sender did send one. It is compared whole, so even the
+    account's hottok with a NUL after it is wrong, and the answer is exactly
+    a wrong hottok's, telling nothing more about the body."""
+    posts, events = nul_hottok_posts()
+    for i, post in enumerate(posts):
+        err = assert_error(post(D), 401, "unauthorized")
+        assert err == {"error": "unauthorized", "message": "wrong hottok"}, (i, err)
+    for source, event_id in events:
+        assert stored("acme", event_id, source=source) == [], (source, event_id)
+
+
+def test_a_hottok_holding_a_nul_is_logged_as_wrong():
+    """The log line (one a second at most, so a daemon of its own and a
+    second apart) gives the same reason as the answer."""
+    posts, _ = nul_hottok_posts()
+    d = Daemon().start()
+    try:
+        for i, post in enumerate([posts[0], posts[4]]):  # the form's, the body's
+            if i:
+                time.sleep(1.1)
+            assert post(d).status == 401
+            lines = [l for l in d.stderr().splitlines() if "not authenticated" in l]
+            assert len(lines) == i + 1 and 'reason="wrong hottok"' in lines[-1], lines
+    finally:
+        d.cleanup()
+
+
 def test_malformed_json_is_400():
     for body in [b"{", b"not json", b"[1,2]", b'"str"', b'{"id": "x"} trailing', b"", b"\xff\xfe",
                  b'{"id": "x\x00y"}', b'{"id": 1,}', b"{'id': 1}", b'{"id": 01}', b"/* c */ {}"]:
@@ -290,8 +336,9 @@ def test_form_nul_in_a_field_read_is_400_naming_it():
     err = assert_error(D.post_hotmart(base.replace("%40example", "%40exa%00mple"), hottok=None, content_type=ctype),
                        400, "invalid_event", "email")
     assert D.post_hotmart(base + "&src=a%00b&na%00me=x", hottok=None, content_type=ctype).status == 200
-    form = base.replace("hottok=", "hottok=%00")  # no usable token: nothing about the body is told
-    assert_error(D.post_hotmart(form, hottok=None, content_type=ctype), 401, "unauthorized")
+    form = base.replace("hottok=", "hottok=%00")  # a wrong token: nothing about the body is told
+    err = assert_error(D.post_hotmart(form, hottok=None, content_type=ctype), 401, "unauthorized")
+    assert err["message"] == "wrong hottok", err
 
 
 def api_event(**over):

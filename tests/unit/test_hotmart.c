@@ -151,8 +151,8 @@ static void raw_fails(const char *event, const char *path, const char *raw, cons
 }
 
 /* Asserts the body hottok of root as the daemon reads it: from the text,
- * through the flat reader. want NULL: none. */
-static void body_hottok_is(json_object *root, const char *want)
+ * through the flat reader. want NULL: none; else its want_len bytes. */
+static void body_hottok_is(json_object *root, const char *want, size_t want_len)
 {
     const char *text = json_object_to_json_string(root);
     char why[120];
@@ -160,7 +160,15 @@ static void body_hottok_is(json_object *root, const char *want)
     ck_assert_ptr_nonnull(f);
     const lb_jnode *n = lb_jflat_parse(f, text, strlen(text), 64, why, sizeof why);
     ck_assert_msg(n != NULL, "%s", why);
-    ck_assert_pstr_eq(lb_hotmart_body_hottok(n), want);
+    size_t len = 0;
+    const char *tok = lb_hotmart_body_hottok(n, &len);
+    if (want == NULL) {
+        ck_assert_ptr_null(tok);
+    } else {
+        ck_assert_ptr_nonnull(tok);
+        ck_assert_uint_eq(len, want_len);
+        ck_assert(memcmp(tok, want, len) == 0);
+    }
     lb_jflat_free(f);
 }
 
@@ -522,7 +530,7 @@ END_TEST
 START_TEST(fixture_update_charge_date)
 {
     json_object *root = fixture("UPDATE_SUBSCRIPTION_CHARGE_DATE");
-    body_hottok_is(root, "TESTHOTTOK0000000000000000000000000000000");
+    body_hottok_is(root, "TESTHOTTOK0000000000000000000000000000000", 41);
     lb_event ev;
     normalize_ok(root, &ev);
     STR(&ev, "lead.email", "carla.teste@example.com");
@@ -574,18 +582,21 @@ END_TEST
 START_TEST(body_hottok_accessor)
 {
     json_object *root = fixture("PURCHASE_APPROVED");
-    body_hottok_is(root, NULL); /* most deliveries carry none */
+    body_hottok_is(root, NULL, 0); /* most deliveries carry none */
     set(root, "hottok", "\"abc\"");
-    body_hottok_is(root, "abc");
+    body_hottok_is(root, "abc", 3);
     set(root, "hottok", "42");
-    body_hottok_is(root, NULL);
+    body_hottok_is(root, NULL, 0);
+    /* whole, NUL and all: compared as "ab" it could match a hottok "ab"; as
+     * these 5 bytes it is wrong, and the sender is told so */
     json_object_object_add(root, "hottok", json_object_new_string_len("ab\0cd", 5));
-    body_hottok_is(root, NULL); /* would compare as "ab" */
+    body_hottok_is(root, "ab\0cd", 5);
     json_object_put(root);
     root = parse("[\"hottok\"]");
-    body_hottok_is(root, NULL);
+    body_hottok_is(root, NULL, 0);
     json_object_put(root);
-    ck_assert_ptr_null(lb_hotmart_body_hottok(NULL));
+    size_t len = 0;
+    ck_assert_ptr_null(lb_hotmart_body_hottok(NULL, &len));
 }
 END_TEST
 
@@ -1519,7 +1530,9 @@ END_TEST
 static void form_ok(const char *body, lb_event *ev, char **hottok)
 {
     lb_error err = {{0}, {0}};
-    int rc = lb_hotmart_form_normalize(body, strlen(body), ev, hottok, &err);
+    size_t len = 0;
+    int rc = lb_hotmart_form_normalize(body, strlen(body), ev, hottok, hottok ? &len : NULL, &err);
+    ck_assert(hottok == NULL || *hottok == NULL || strlen(*hottok) == len); /* these tokens hold no NUL */
     ck_assert_msg(rc == 0, "form refused: %s: %s", err.field, err.message);
     ck_assert_str_eq(ev->source, "hotmart1");
     STR(ev, "source", "hotmart1");
@@ -1527,14 +1540,15 @@ static void form_ok(const char *body, lb_event *ev, char **hottok)
 }
 
 /* Fails naming field; returns the hottok the caller got (to free), which
- * is set even on failure so that the caller can authenticate first. */
-static char *form_fails_tok(const char *body, const char *field)
+ * is set even on failure so that the caller can authenticate first, and
+ * its length in *len. */
+static char *form_fails_tok(const char *body, const char *field, size_t *len)
 {
     lb_event ev;
     lb_error err = {{0}, {0}};
     char *hottok = (char *)"garbage";
     memset(&ev, 0x5a, sizeof ev);
-    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, &hottok, &err), -1);
+    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, &hottok, len, &err), -1);
     ck_assert_str_eq(err.field, field);
     ck_assert(err.message[0] != '\0');
     assert_cleared(&ev);
@@ -1543,7 +1557,8 @@ static char *form_fails_tok(const char *body, const char *field)
 
 static void form_fails(const char *body, const char *field)
 {
-    char *hottok = form_fails_tok(body, field);
+    size_t len;
+    char *hottok = form_fails_tok(body, field, &len);
     ck_assert_ptr_null(hottok);
 }
 
@@ -1701,15 +1716,22 @@ START_TEST(form_required_fields)
     form_fails("transaction=HP4&email=a%40b.c", "status");
     form_fails("", "status");
     form_fails("status=approved&transaction=HP4&email=a%40b.c%00x", "email");
-    form_fails("status=approved&transaction=HP4&email=a%40b.c&hottok=ab%00cd", "hottok");
 
     /* A bad event still hands back its token, so the caller can answer 401
      * to a stranger and 400 only to the account holder. */
-    char *tok = form_fails_tok("hottok=abc", "status");
+    size_t len;
+    char *tok = form_fails_tok("hottok=abc", "status", &len);
     ck_assert_pstr_eq(tok, "abc");
+    ck_assert_uint_eq(len, 3);
     free(tok);
-    tok = form_fails_tok("status=approved&transaction=HP4&hottok=t%2B1", "email");
+    tok = form_fails_tok("status=approved&transaction=HP4&hottok=t%2B1", "email", &len);
     ck_assert_pstr_eq(tok, "t+1");
+    free(tok);
+    /* a NUL in the token: handed back whole, so it is a wrong token (not its
+     * prefix "ab", and not a missing one) */
+    tok = form_fails_tok("hottok=ab%00cd", "status", &len);
+    ck_assert_uint_eq(len, 5);
+    ck_assert(memcmp(tok, "ab\0cd", 6) == 0);
     free(tok);
 }
 END_TEST
@@ -1731,7 +1753,8 @@ static char *many_fields(const char *before, int n, const char *after)
 static void too_many_gives_token(const char *before, const char *after, const char *want)
 {
     char *body = many_fields(before, 1100, after);
-    char *tok = form_fails_tok(body, "");
+    size_t len;
+    char *tok = form_fails_tok(body, "", &len);
     ck_assert_pstr_eq(tok, want);
     free(tok);
     free(body);
@@ -1746,16 +1769,20 @@ START_TEST(form_too_many_fields_keeps_the_token)
     too_many_gives_token("status=approved", "&hottok=one&hottok=two", "one");
     too_many_gives_token("status=approved", "&hottokx=no&xhottok=no&hottok", ""); /* a bare key: empty */
     char *body = many_fields("status=approved", 1100, "");
-    ck_assert_ptr_null(form_fails_tok(body, ""));
+    size_t len;
+    ck_assert_ptr_null(form_fails_tok(body, "", &len));
     free(body);
     body = many_fields("status=approved", 1100, "&hottok=a%00b");
-    ck_assert_ptr_null(form_fails_tok(body, "hottok")); /* a NUL: no token, as within the limit */
+    char *tok = form_fails_tok(body, "", &len); /* a NUL: the whole token, as within the limit */
+    ck_assert_uint_eq(len, 3);
+    ck_assert(memcmp(tok, "a\0b", 4) == 0);
+    free(tok);
     free(body);
 
     lb_error err = {{0}, {0}};
     lb_event ev;
     body = many_fields("hottok=abc", 1100, "");
-    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, NULL, &err), -1);
+    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, NULL, NULL, &err), -1);
     ck_assert_msg(strstr(err.message, "1024") != NULL, "%s", err.message); /* names the limit */
     free(body);
 }
@@ -1853,10 +1880,10 @@ START_TEST(form_parsing_edges)
     /* The body is a buffer, not a C string: nothing past len is read. */
     const char buf[] = "status=approved&transaction=HP7&email=a%40b.cXXXX";
     lb_error err = {{0}, {0}};
-    ck_assert_int_eq(lb_hotmart_form_normalize(buf, strlen(buf) - 4, &ev, NULL, &err), 0);
+    ck_assert_int_eq(lb_hotmart_form_normalize(buf, strlen(buf) - 4, &ev, NULL, NULL, &err), 0);
     ck_assert_str_eq(ev.lead_email, "a@b.c");
     lb_event_clear(&ev);
-    ck_assert_int_eq(lb_hotmart_form_normalize(NULL, 0, &ev, NULL, &err), -1);
+    ck_assert_int_eq(lb_hotmart_form_normalize(NULL, 0, &ev, NULL, NULL, &err), -1);
     ck_assert_str_eq(err.field, "status");
 }
 END_TEST

@@ -400,7 +400,8 @@ START_TEST(order_started_from_postback_1_0)
     lb_event ev = {0};
     char *hottok = NULL;
     lb_error err;
-    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, &hottok, &err), 0);
+    size_t hottok_len = 0;
+    ck_assert_int_eq(lb_hotmart_form_normalize(body, strlen(body), &ev, &hottok, &hottok_len, &err), 0);
     lb_rule_spec spec = {"order_started", parse("{\"paypal_only\":true}"), 0, NULL, NULL, NULL, NULL};
     ck_assert_int_eq(lb_rules_match(rules, &spec, ev.doc, &err), 1);
     json_object_put(spec.trigger_params);
