@@ -235,7 +235,11 @@ static int latest_version(void)
 }
 
 /* no_upgrade's check, before any pragma or migration can write to the file.
- * A newer schema passes here: migrate refuses it, with or without the option. */
+ * A newer schema passes here: migrate refuses it, with or without the option.
+ * Version 0 is no older store: every store the daemon made is at least 1
+ * (migration 1 sets it with the tables, in one transaction), so this is an
+ * empty file or another program's database, and "needs an upgrade" would
+ * send the operator to start a daemon that fills it with our tables. */
 static int refuse_older_schema(sqlite3 *db, const char *path, lb_error *err)
 {
     int current = user_version(db), latest = latest_version();
@@ -243,6 +247,10 @@ static int refuse_older_schema(sqlite3 *db, const char *path, lb_error *err)
         return lb_sqlite_fail(err, db, "reading schema version");
     if (current >= latest)
         return 0;
+    if (current == 0)
+        return lb_fail(err, "database",
+                       "%s is not a listboss store (schema version 0): check -d or database in the configuration",
+                       path);
     lb_fail(err, "database", "the schema of %s needs an upgrade (version %d -> %d)", path, current, latest);
     return LB_STORE_NEEDS_UPGRADE;
 }

@@ -1,5 +1,5 @@
 """listbossd's commands: catalogue, segmentations, add/remove, evaluate, dead letters; beside a running
-daemon, and on a store older than them, which they leave to the daemon to upgrade."""
+daemon, on a store older than them, which they leave to the daemon to upgrade, and on a file that is no store."""
 import json
 import os
 import signal
@@ -261,6 +261,31 @@ def test_an_older_store_is_left_alone_with_no_listbossd_running():
     D.stop()
     assert D.query("PRAGMA user_version") == [(8,)]
     assert cli("dead-letters", "acme") == []
+
+
+def test_a_file_that_is_no_listboss_store_is_named_so():
+    """An empty file or another program's SQLite database has schema version
+    0: not an older store to upgrade (every store the daemon made is at 1 or
+    later), and "start listbossd once" would have it fill the file with its
+    tables. The commands say what it is, exit 1 and leave it as it was."""
+    empty = os.path.join(D.dir, "empty.db")
+    open(empty, "w").close()
+    foreign = os.path.join(D.dir, "foreign.db")
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes (body) VALUES ('not ours')")
+    db.close()
+    for path in (empty, foreign):
+        with open(path, "rb") as f:
+            before = f.read()
+        for args in COMMANDS:
+            r = run_cli("-d", path, *args)
+            assert (r.returncode, r.stdout) == (1, ""), (path, args, r.returncode, r.stdout, r.stderr)
+            assert r.stderr == ("listbossd: database: %s is not a listboss store (schema version 0): check -d or"
+                                " database in the configuration\n" % path), (path, args, r.stderr)
+        with open(path, "rb") as f:
+            assert f.read() == before, path
+        assert not os.path.exists(path + "-listbossd.lock") and not os.path.exists(path + "-wal"), path
 
 
 setup_store()
