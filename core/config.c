@@ -629,32 +629,22 @@ static int read_bool(lua_State *L, int t, const char *key, bool def, bool *out, 
     return rc;
 }
 
-/* club_scan_interval: seconds between inactivity scans, 1 to 86400; default 60. */
-static int read_scan_interval(lua_State *L, int env, unsigned *out, lb_error *err)
-{
-    int type = raw_field(L, env, "club_scan_interval");
-    *out = 60;
-    if (type == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    int isint = 0;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    lua_pop(L, 1);
-    if (type != LUA_TNUMBER || !isint)
-        return lb_fail(err, "club_scan_interval", "must be a whole number of seconds");
-    if (v < 1 || v > 86400)
-        return lb_fail(err, "club_scan_interval", "must be between 1 and 86400 seconds");
-    *out = (unsigned)v;
-    return 0;
-}
+/* An optional whole number in [lo, hi]; the errors name its unit, if any. */
+typedef struct int_key {
+    const char *key;
+    const char *of_unit, *unit; /* " of seconds", " seconds"; or "", "" */
+    lua_Integer def, lo, hi;
+} int_key;
 
-/* max_connections: client connections open at once, 16 to 1,000,000;
- * default 10,000. */
-static int read_max_connections(lua_State *L, int env, size_t *out, lb_error *err)
+/* club_scan_interval: seconds between inactivity scans. */
+static const int_key lb_scan_interval_key = {"club_scan_interval", " of seconds", " seconds", 60, 1, 86400};
+/* max_connections: client connections open at once. */
+static const int_key lb_max_connections_key = {"max_connections", "", "", 10000, 16, 1000000};
+
+static int read_int_key(lua_State *L, int env, const int_key *k, lua_Integer *out, lb_error *err)
 {
-    int type = raw_field(L, env, "max_connections");
-    *out = 10000;
+    int type = raw_field(L, env, k->key);
+    *out = k->def;
     if (type == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -663,10 +653,10 @@ static int read_max_connections(lua_State *L, int env, size_t *out, lb_error *er
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     lua_pop(L, 1);
     if (type != LUA_TNUMBER || !isint)
-        return lb_fail(err, "max_connections", "must be a whole number");
-    if (v < 16 || v > 1000000)
-        return lb_fail(err, "max_connections", "must be between 16 and 1000000");
-    *out = (size_t)v;
+        return lb_fail(err, k->key, "must be a whole number%s", k->of_unit);
+    if (v < k->lo || v > k->hi)
+        return lb_fail(err, k->key, "must be between %lld and %lld%s", (long long)k->lo, (long long)k->hi, k->unit);
+    *out = v;
     return 0;
 }
 
@@ -691,8 +681,13 @@ static int read_scalars(lua_State *L, int env, lb_config *cfg, lb_error *err)
     if (read_choice(L, env, "synchronous", sync_modes, 0, &sync, err) != 0)
         return -1;
     cfg->sync_full = sync == 0;
-    return read_scan_interval(L, env, &cfg->club_scan_interval_s, err) ||
-           read_max_connections(L, env, &cfg->max_connections, err);
+    lua_Integer scan, conns;
+    if (read_int_key(L, env, &lb_scan_interval_key, &scan, err) ||
+        read_int_key(L, env, &lb_max_connections_key, &conns, err))
+        return -1;
+    cfg->club_scan_interval_s = (unsigned)scan;
+    cfg->max_connections = (size_t)conns;
+    return 0;
 }
 
 /* Reads optional folder key `key` into *out: `def` when absent (NULL def:
