@@ -120,6 +120,7 @@ typedef struct run {
     json_object *params, *lead;
     const char **param_list; /* "k", "v", ..., NULL: points into params */
     char *contact_ref;
+    double started_ms; /* monotonic: when the call was submitted */
 } run;
 
 enum lane_state {
@@ -153,6 +154,7 @@ struct integ {
     int64_t wake_ms; /* monotonic: when the limiter may admit again; 0 = not waiting */
     int auth_failures;
     int throttles; /* pauses in a row that the provider asked for without saying how long */
+    double throttled_ms; /* monotonic: when the last of them began */
     bool broken;
     char reason[256];
     struct event *probe_timer;
@@ -1022,9 +1024,10 @@ static void note_auth(lb_dispatcher *d, integ *g, const lb_result *r)
  * Kit's 429s carry none) it grows as a retry's backoff does: each 429 that
  * comes back after the last pause ended doubles the window, until an answer
  * that is not a retry shows the provider admits calls again. A 429 answering
- * a call sent before the pause began escalates nothing: the calls in flight
- * when the first one came back would otherwise stack their pauses. */
-static void note_rate_limit(lb_dispatcher *d, integ *g, const lb_result *r)
+ * a call sent before the last pause began escalates nothing: the calls in
+ * flight when the first one came back would otherwise stack their pauses,
+ * even once that pause is over. */
+static void note_rate_limit(lb_dispatcher *d, integ *g, const lb_result *r, double call_started_ms)
 {
     if (r->status != LB_RETRY) {
         g->throttles = 0;
@@ -1039,13 +1042,15 @@ static void note_rate_limit(lb_dispatcher *d, integ *g, const lb_result *r)
         lb_log(LB_LOG_WARN, "provider asked for a pause longer than max_pause; pausing for max_pause", "account",
                g->account, "integration", g->id, "retry_after_ms", said, NULL);
     }
+    double now = mono_ms(d);
     if (pause == 0) {
-        if (pause_left_ms(d, g) > 0)
+        if (pause_left_ms(d, g) > 0 || (g->throttles > 0 && call_started_ms < g->throttled_ms))
             return;
         pause = lb_backoff_delay_ms(&d->backoff, (uint32_t)g->throttles, 0);
         g->throttles += g->throttles < 62; /* the window stops doubling at the cap long before */
+        g->throttled_ms = now;
     }
-    lb_limiter_pause_until(&g->lim, (int64_t)ceil(mono_ms(d)) + pause);
+    lb_limiter_pause_until(&g->lim, (int64_t)ceil(now) + pause);
 }
 
 static void on_probe_report(const lb_call_report *rep, void *ud)
@@ -1099,6 +1104,7 @@ static void start_job(lb_dispatcher *d, lane *l, int64_t now)
         return;
     }
     l->state = LANE_RUNNING;
+    l->run.started_ms = mono_ms(d);
     l->run.call = lb_call_submit(g->inst, &l->run.view, on_job_report, l);
     if (l->run.call == NULL) {
         start_failed(d, l, now);
@@ -1117,7 +1123,7 @@ static void on_job_report(const lb_call_report *rep, void *ud)
     l->run.call = NULL;
     lb_limiter_release(&g->lim);
     d->n_running--;
-    note_rate_limit(d, g, r);
+    note_rate_limit(d, g, r, l->run.started_ms);
     note_auth(d, g, r);
     verdict v;
     decide(d, g, l->head->job, rep, now, &v);

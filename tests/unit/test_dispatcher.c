@@ -58,6 +58,7 @@ typedef struct tctx {
     lb_dispatcher *d;
     const lb_core_api *api;
     int completion_ms, commit_ms;
+    int stagger_ms, staggered; /* each call completes stagger_ms after the one submitted before it */
     fake_op *ops;
     sub_rec subs[MAX_REC];
     size_t n_subs;
@@ -341,7 +342,8 @@ static void fake_submit(void *instance, lb_call *call, const lb_job *job)
         t->running--;
         return;
     }
-    fake_op *op = op_new(t, call, &r, strcmp(step, "hang") == 0 ? -1 : t->completion_ms);
+    int delay = t->completion_ms + t->stagger_ms * t->staggered++;
+    fake_op *op = op_new(t, call, &r, strcmp(step, "hang") == 0 ? -1 : delay);
     op->inst = instance;
     op->twice = strcmp(step, "twice") == 0;
 }
@@ -884,6 +886,34 @@ START_TEST(rate_limited_answers_to_calls_already_in_flight_do_not_stack)
 }
 END_TEST
 
+/* The same twelve 429s, coming back 15 ms apart: each one after the first
+ * answers a call sent before the pause began, even when that pause is over
+ * by then. None of them doubles it; stacked, the pauses grew to 65 ms. */
+START_TEST(rate_limited_answers_to_calls_sent_before_the_pause_do_not_escalate_it)
+{
+    tctx t;
+    lb_dispatcher_options o = doubling_options();
+    setup(&t, &o, 0);
+    t.completion_ms = 30;
+    t.stagger_ms = 15;
+    add_integration(&t, 0, 0, 0);
+    for (int i = 1; i <= 12; i++) {
+        char lead[16];
+        snprintf(lead, sizeof lead, "l%d@x", i);
+        lb_dispatcher_enqueue(t.d, mkjob(i, lead, "rl,ok"));
+    }
+    ck_assert(run_until_outs(&t, 24, 10000));
+    for (int i = 1; i <= 12; i++) {
+        const out_rec *r = outcome_of(&t, i, 0);
+        ck_assert_str_eq(r->o.outcome, "rate_limited");
+        /* the base (1 ms) and the clocks' rounding, never a doubled window */
+        ck_assert_int_le(r->o.next_attempt_at_ms - r->o.at_ms, 3);
+        ck_assert_int_eq(outcome_of(&t, i, 1)->o.new_state, LB_JOB_DONE);
+    }
+    teardown(&t);
+}
+END_TEST
+
 /* A Retry-After of an hour against a 40 ms max_pause: the integration
  * waits 40 ms, and the job is not dead-lettered for a wait that would pass
  * its age cap. */
@@ -1358,6 +1388,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, rate_limited_uses_no_attempt_and_pauses_the_integration);
     tcase_add_test(tc, rate_limited_without_a_hint_doubles_the_pause_until_a_call_gets_through);
     tcase_add_test(tc, rate_limited_answers_to_calls_already_in_flight_do_not_stack);
+    tcase_add_test(tc, rate_limited_answers_to_calls_sent_before_the_pause_do_not_escalate_it);
     tcase_add_test(tc, retry_after_past_max_pause_pauses_for_max_pause);
     tcase_add_test(tc, wall_clock_step_back_does_not_stall_the_bucket);
     tcase_add_test(tc, wall_clock_step_forward_keeps_the_pause);
