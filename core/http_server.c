@@ -1012,7 +1012,8 @@ static void server_release(lb_http_server *srv)
         srv->pool = next;
     }
     free(srv->routes);
-    event_free(srv->accept_retry);
+    if (srv->accept_retry)
+        event_free(srv->accept_retry);
     free(srv);
 }
 
@@ -1026,6 +1027,10 @@ void lb_http_server_free(lb_http_server *srv)
     if (srv->listener)
         evconnlistener_free(srv->listener);
     srv->listener = NULL;
+    /* the loop may be freed before the last live request: nothing of the
+     * server may stay armed in it */
+    event_free(srv->accept_retry);
+    srv->accept_retry = NULL;
     /* a request whose client went away may still be in a handler's hands;
      * the server's memory goes with the last of them */
     srv->freed = true;
