@@ -107,11 +107,11 @@ void lb_limiter_init(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t 
 
 void lb_limiter_configure(lb_limiter *l, double rate_per_s, uint32_t burst, uint32_t concurrency, double now_ms)
 {
-    double tokens = l->bucket.tokens;
+    lb_token_bucket old = l->bucket;
     lb_bucket_init(&l->bucket, rate_per_s, burst, now_ms);
-    /* Keep what was left rather than granting a fresh burst on every reload. */
-    if (tokens < l->bucket.tokens)
-        l->bucket.tokens = tokens;
+    /* Keep what was left, brought up to now, rather than granting a fresh
+     * burst on every reload, or forgetting the refill since the last call. */
+    lb_bucket_carry(&l->bucket, &old, now_ms);
     l->gate.limit = concurrency;
 }
 

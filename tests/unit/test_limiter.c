@@ -189,6 +189,24 @@ START_TEST(limiter_reconfigure_keeps_state)
 }
 END_TEST
 
+/* A reload half a second after the bucket was emptied keeps the 5 tokens
+ * that came back meanwhile (10 per second): neither a fresh burst nor the
+ * stale count of 0. */
+START_TEST(limiter_reconfigure_credits_the_refill_since_the_last_call)
+{
+    lb_limiter l;
+    int64_t wait;
+    lb_limiter_init(&l, 10, 10, 0, 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(lb_limiter_acquire(&l, 0, &wait), LB_LIMIT_GO);
+    lb_limiter_configure(&l, 10, 10, 0, 500);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(lb_limiter_acquire(&l, 500, &wait), LB_LIMIT_GO);
+    ck_assert_int_eq(lb_limiter_acquire(&l, 500, &wait), LB_LIMIT_WAIT);
+    ck_assert_int_eq(wait, 100);
+}
+END_TEST
+
 START_TEST(bucket_carry_over_a_reload)
 {
     lb_token_bucket old, b;
@@ -235,6 +253,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, limiter_full_spends_no_token);
     tcase_add_test(tc, limiter_pause);
     tcase_add_test(tc, limiter_reconfigure_keeps_state);
+    tcase_add_test(tc, limiter_reconfigure_credits_the_refill_since_the_last_call);
     tcase_add_test(tc, bucket_carry_over_a_reload);
     suite_add_tcase(s, tc);
     return s;
