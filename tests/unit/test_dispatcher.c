@@ -857,6 +857,19 @@ START_TEST(rate_limited_without_a_hint_doubles_the_pause_until_a_call_gets_throu
 }
 END_TEST
 
+/* Twelve leads, one job each, whose first call gets a 429 without a hint
+ * and whose second gets through; runs until all 24 outcomes are in. */
+static void twelve_leads_rate_limited_once(tctx *t)
+{
+    add_integration(t, 0, 0, 0);
+    for (int i = 1; i <= 12; i++) {
+        char lead[16];
+        snprintf(lead, sizeof lead, "l%d@x", i);
+        lb_dispatcher_enqueue(t->d, mkjob(i, lead, "rl,ok"));
+    }
+    ck_assert(run_until_outs(t, 24, 10000));
+}
+
 /* Twelve calls in flight all come back 429: that is one "slow down", not
  * twelve. Stacked, the pause would reach 2^11 ms. */
 START_TEST(rate_limited_answers_to_calls_already_in_flight_do_not_stack)
@@ -865,13 +878,7 @@ START_TEST(rate_limited_answers_to_calls_already_in_flight_do_not_stack)
     lb_dispatcher_options o = doubling_options();
     setup(&t, &o, 0);
     t.completion_ms = 30;
-    add_integration(&t, 0, 0, 0);
-    for (int i = 1; i <= 12; i++) {
-        char lead[16];
-        snprintf(lead, sizeof lead, "l%d@x", i);
-        lb_dispatcher_enqueue(t.d, mkjob(i, lead, "rl,ok"));
-    }
-    ck_assert(run_until_outs(&t, 24, 10000));
+    twelve_leads_rate_limited_once(&t);
     int64_t last_429 = 0, first_retry = INT64_MAX;
     for (int i = 1; i <= 12; i++) {
         ck_assert_str_eq(outcome_of(&t, i, 0)->o.outcome, "rate_limited");
@@ -896,13 +903,7 @@ START_TEST(rate_limited_answers_to_calls_sent_before_the_pause_do_not_escalate_i
     setup(&t, &o, 0);
     t.completion_ms = 30;
     t.stagger_ms = 15;
-    add_integration(&t, 0, 0, 0);
-    for (int i = 1; i <= 12; i++) {
-        char lead[16];
-        snprintf(lead, sizeof lead, "l%d@x", i);
-        lb_dispatcher_enqueue(t.d, mkjob(i, lead, "rl,ok"));
-    }
-    ck_assert(run_until_outs(&t, 24, 10000));
+    twelve_leads_rate_limited_once(&t);
     for (int i = 1; i <= 12; i++) {
         const out_rec *r = outcome_of(&t, i, 0);
         ck_assert_str_eq(r->o.outcome, "rate_limited");
