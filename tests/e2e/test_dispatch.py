@@ -543,14 +543,30 @@ def cli(d, *args):
     return json.loads(r.stdout)
 
 
+def with_calls_in_flight(slow, delay_ms, count, segs, tag, n, calls):
+    """Makes each fake in `slow` answer its next `count` calls after `delay_ms`, starts a daemon with
+    `segs`, posts `n` purchases (one buyer each) and waits until `calls()` says calls are out.
+    Returns the daemon, the buyers and the event ids."""
+    for f in slow:
+        f.fault(delay_ms=delay_ms, count=count)
+    d = start_daemon(segs)
+    emails = [new_email(tag) for _ in range(n)]
+    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
+    wait_for("calls in flight", calls, timeout=10, d=d)
+    return d, emails, eids
+
+
+def every_fake_called():
+    return all(f.requests() for f in FAKE.values())
+
+
+def three_mailchimp_calls():
+    return len(FAKE["mailchimp"].requests()) >= 3
+
+
 def test_kill_9_with_calls_in_flight_loses_no_job():
     fakes()
-    for f in FAKE.values():
-        f.fault(delay_ms=1500, count=4)
-    d = start_daemon(BUYER_SEGS)
-    emails = [new_email("crash") for _ in range(5)]
-    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
-    wait_for("calls in flight at every fake", lambda: all(f.requests() for f in FAKE.values()), timeout=10, d=d)
+    d, emails, eids = with_calls_in_flight(FAKE.values(), 1500, 4, BUYER_SEGS, "crash", 5, every_fake_called)
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait()
     d.log.close()
@@ -578,12 +594,7 @@ def test_kill_9_with_calls_in_flight_loses_no_job():
 
 def test_sighup_with_calls_in_flight_still_completes_every_job():
     fakes()
-    for f in FAKE.values():
-        f.fault(delay_ms=1000, count=3)
-    d = start_daemon(BUYER_SEGS)
-    emails = [new_email("hup") for _ in range(3)]
-    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
-    wait_for("calls in flight at every fake", lambda: all(f.requests() for f in FAKE.values()), timeout=10, d=d)
+    d, emails, eids = with_calls_in_flight(FAKE.values(), 1000, 3, BUYER_SEGS, "hup", 3, every_fake_called)
     # a changed limit replaces every integration while its calls are out
     reload(d, config(d, BUYER_SEGS, limits={"concurrency": 8}))
     rows = wait_states(d, "event_id IN (%s)" % ",".join(map(str, eids)))
@@ -599,11 +610,8 @@ def test_reload_that_leaves_an_integration_alone_sends_no_call_twice():
     """A reload that only adds an account keeps mc's running instance: its calls in flight finish where
     they are, none is aborted and sent again (a tag_add twice, a subscription twice)."""
     fakes()
-    FAKE["mailchimp"].fault(delay_ms=3000, count=3)
-    d = start_daemon(BUYER_SEGS[:1])
-    emails = [new_email("keep") for _ in range(3)]
-    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
-    wait_for("three calls in flight", lambda: len(FAKE["mailchimp"].requests()) >= 3, timeout=10, d=d)
+    d, emails, eids = with_calls_in_flight([FAKE["mailchimp"]], 3000, 3, BUYER_SEGS[:1], "keep", 3,
+                                           three_mailchimp_calls)
     gamma = {"id": "gamma", "hottok": "hottok-gamma-0123456789abcdef", "api_token": "api-token-gamma-0123456789"}
     t = int(time.time() * 1000)
     reload(d, config(d, BUYER_SEGS[:1], more_accounts=[gamma]))
@@ -659,11 +667,8 @@ def test_reload_that_changes_a_setting_replaces_the_integration():
 
 def test_sigterm_lets_calls_in_flight_finish_and_records_them():
     fakes()
-    FAKE["mailchimp"].fault(delay_ms=1500, count=3)
-    d = start_daemon(BUYER_SEGS[:1])
-    emails = [new_email("term") for _ in range(3)]
-    eids = [post(d, event("PURCHASE_APPROVED", e)) for e in emails]
-    wait_for("three calls in flight", lambda: len(FAKE["mailchimp"].requests()) >= 3, timeout=10, d=d)
+    d, emails, eids = with_calls_in_flight([FAKE["mailchimp"]], 1500, 3, BUYER_SEGS[:1], "term", 3,
+                                           three_mailchimp_calls)
     t = time.time()
     assert d.stop() == 0, d.stderr()[-3000:]
     assert time.time() - t < 10, "shutdown took %.1fs" % (time.time() - t)
