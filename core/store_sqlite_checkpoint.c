@@ -24,6 +24,7 @@
  * the speed of the checkpoint, which bounds the WAL. */
 #include "store_sqlite_int.h"
 #include "log.h"
+#include "store_sqlite.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -32,12 +33,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* A 4 MiB WAL rather than 16 (1,000 and 4,000 pages before): each rewind
- * leaves less for the writer's own checkpoint to finish, and p99 fell from
- * 7.8-8.9 to 5.5-7.6 ms (docs/benchmarks.md) */
-#define LB_CHECKPOINT_PAGES 250
-#define LB_WAL_REWIND_PAGES 1000 /* about 4 MiB of WAL with 4 KiB pages */
-#define LB_WAL_HARD_PAGES (4 * LB_WAL_REWIND_PAGES)
+/* The WAL's sizes (store_sqlite.h) are in bytes and turned into pages for
+ * the store's page size. A 4 MiB WAL rather than 16: each rewind leaves
+ * less for the writer's own checkpoint to finish, and p99 fell from 7.8-8.9
+ * to 5.5-7.6 ms with 4 KiB pages (docs/benchmarks.md), and from 4.5-5.5 to
+ * 4.0-4.3 ms with 16 KiB ones. */
 
 struct lb_sqlite_checkpointer {
     sqlite3 *db; /* the thread's own connection */
@@ -48,6 +48,8 @@ struct lb_sqlite_checkpointer {
     bool requested, stopping;
     bool copying;          /* the thread is inside a checkpoint */
     bool writer_copying;   /* the writer is: the thread must not start one */
+    /* the WAL's sizes in pages (LB_*_BYTES at the store's page size) */
+    int checkpoint_pages, rewind_pages, hard_pages;
     /* the writer's own, set in its WAL hook */
     uint64_t wal_pages;    /* the WAL's length after the last commit */
     uint64_t full_waits;   /* the writer's waits at the hard size, for /metrics */
@@ -122,22 +124,29 @@ static int on_wal_commit(void *arg, sqlite3 *writer_db, const char *name, int wa
 {
     lb_sqlite_checkpointer *c = arg;
     c->wal_pages = (uint64_t)wal_pages;
-    if (wal_pages >= LB_WAL_HARD_PAGES) {
+    if (wal_pages >= c->hard_pages) {
         writer_checkpoint_waiting(c, writer_db, name);
         return SQLITE_OK;
     }
-    if (wal_pages >= LB_WAL_REWIND_PAGES) {
+    if (wal_pages >= c->rewind_pages) {
         int log = 0, copied = 0;
         sqlite3_wal_checkpoint_v2(writer_db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         return SQLITE_OK;
     }
-    if (wal_pages >= LB_CHECKPOINT_PAGES) {
+    if (wal_pages >= c->checkpoint_pages) {
         pthread_mutex_lock(&c->lock);
         c->requested = true;
         pthread_cond_signal(&c->wake);
         pthread_mutex_unlock(&c->lock);
     }
     return SQLITE_OK;
+}
+
+static void size_the_wal(lb_sqlite_checkpointer *c, int page_size)
+{
+    c->checkpoint_pages = LB_SQLITE_WAL_CHECKPOINT_BYTES / page_size;
+    c->rewind_pages = LB_SQLITE_WAL_REWIND_BYTES / page_size;
+    c->hard_pages = LB_SQLITE_WAL_HARD_BYTES / page_size;
 }
 
 lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,
@@ -162,6 +171,7 @@ lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const c
         free(c);
         return NULL;
     }
+    size_the_wal(c, lb_sqlite_page_size(writer_db));
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->idle, NULL);

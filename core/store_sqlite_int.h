@@ -67,6 +67,9 @@ sqlite3_stmt *lb_sqlite_cached(sqlite_store *s, enum lb_sqlite_cached slot, cons
  * synchronous=FULL only), or NULL if it cannot be registered. */
 const char *lb_sqlite_coalescing_vfs(void);
 
+/* The database's page size (store_sqlite.c). */
+int lb_sqlite_page_size(sqlite3 *db);
+
 /* store_sqlite_checkpoint.c: checkpoints of writer_db's WAL on a thread with
  * its own connection to path; stop it before closing writer_db. */
 lb_sqlite_checkpointer *lb_sqlite_checkpointer_start(sqlite3 *writer_db, const char *path, const char *vfs,

@@ -167,7 +167,7 @@ START_TEST(large_transactions_and_checkpoints_read_back_exactly)
     ck_assert_msg(lb_store_open(&s, db_path, &opts, &err) == 0, "%s", err.message);
     /* 2,500 events of 3 KB: one transaction of about 8 MB (past the shim's
      * 4 MiB run and the unix VFS's 128 KiB write), then small ones past the
-     * 1,000-page auto-checkpoint several times */
+     * 4 MiB auto-checkpoint several times */
     put_events(&s, 0, 2500);
     for (int i = 0; i < 60; i++)
         put_events(&s, 2500 + i * 50, 50);
@@ -178,8 +178,8 @@ START_TEST(large_transactions_and_checkpoints_read_back_exactly)
 }
 END_TEST
 
-/* Below the writer's own rewind threshold (1,000 pages) only the thread can
- * copy pages into the database file: its size shows the thread works. */
+/* Below the writer's own rewind threshold (4 MiB) only the thread can copy
+ * pages into the database file: its size shows the thread works. */
 START_TEST(checkpoint_thread_copies_the_wal_into_the_database)
 {
     make_dir();
@@ -190,7 +190,7 @@ START_TEST(checkpoint_thread_copies_the_wal_into_the_database)
     struct stat st;
     ck_assert_int_eq(stat(db_path, &st), 0);
     off_t empty = st.st_size;
-    for (int i = 0; i < 10; i++) /* about 800 pages of WAL */
+    for (int i = 0; i < 10; i++) /* about 2 MB of WAL */
         put_events(&s, i * 50, 50);
     bool copied = false;
     for (int i = 0; i < 200 && !copied; i++) { /* up to 10 s */
@@ -238,11 +238,11 @@ static void spinner_stop(spinner *sp)
     pthread_join(sp->thread, NULL);
 }
 
-/* With the thread copying, only the writer's own rewind (from 1,000 pages)
+/* With the thread copying, only the writer's own rewind (from 4 MiB of WAL)
  * starts the WAL over: without it the WAL would hold every page written.
  * On a busy core the thread (at nice 10) gets little time and the writer's
- * rewinds find it copying; past 4,000 pages the writer waits for it (before
- * that wait: 20-34 MB and growing, on one core with a spinner). */
+ * rewinds find it copying; past 16 MiB the writer waits for it (before that
+ * wait: 20-34 MB and growing, on one core with a spinner). */
 START_TEST(wal_stays_bounded_under_steady_writes)
 {
     make_dir();
@@ -259,8 +259,8 @@ START_TEST(wal_stays_bounded_under_steady_writes)
     snprintf(wal, sizeof wal, "%s-wal", db_path);
     struct stat st;
     ck_assert_int_eq(stat(wal, &st), 0);
-    /* 1,000 pages, plus what the writer commits while the thread holds the
-     * checkpoint lock; never the whole 12,000 events (over 60 MB) */
+    /* 16 MiB at most, plus what the writer commits while the thread holds
+     * the checkpoint lock; never the whole 12,000 events (over 60 MB) */
     ck_assert_msg(st.st_size < 20 * 1024 * 1024, "the WAL grew to %lld bytes", (long long)st.st_size);
     check_with_stock_sqlite(12000);
     lb_store_close(&s);
@@ -275,19 +275,51 @@ static lb_store_stats stats_of(lb_store *s)
     return st;
 }
 
+/* The database file's page size, read with SQLite's own VFS. */
+static int page_size_of_file(void)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return size;
+}
+
+/* A database file whose page size is fixed at `size` (a store made before
+ * listboss chose its own): a table made and dropped writes the first page. */
+static void make_file_with_pages(int size)
+{
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA page_size=%d; CREATE TABLE t (x); DROP TABLE t;", size);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* A reader that keeps one snapshot open (an operator's sqlite3 shell left
  * inside a transaction, say) holds every WAL frame after it: no checkpoint
  * may copy them, so the WAL cannot start over and grows. /metrics shows it:
  * the WAL's pages after each commit, and the commits that found it at its
- * hard size (4,000 pages) and waited for a checkpoint. Once the reader lets
- * go, the WAL starts over and the waits stop. */
+ * hard size (16 MiB) and waited for a checkpoint. Once the reader lets go,
+ * the WAL starts over and the waits stop.
+ * _i: 0 a new store, with its 16 KiB pages; 1 a file made with 4 KiB pages,
+ * which it keeps, and whose WAL sizes are the same in bytes. */
 START_TEST(a_pinned_wal_shows_in_the_stats_and_recovers)
 {
     make_dir();
+    const int page_size = _i == 0 ? LB_SQLITE_PAGE_SIZE : 4096;
+    if (_i == 1)
+        make_file_with_pages(page_size);
     lb_store s;
     lb_error err = {0};
     lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 1000, .checkpoint_thread = true};
     ck_assert_int_eq(lb_store_open(&s, db_path, &opts, &err), 0);
+    ck_assert_int_eq(page_size_of_file(), page_size);
     put_events(&s, 0, 10);
     ck_assert_uint_gt(stats_of(&s).wal_pages, 0);
     ck_assert_uint_eq(stats_of(&s).wal_full_waits, 0);
@@ -301,18 +333,19 @@ START_TEST(a_pinned_wal_shows_in_the_stats_and_recovers)
     for (int i = 0; i < 400 && stats_of(&s).wal_full_waits < 3; i++, n += 50)
         put_events(&s, n, 50);
     lb_store_stats pinned = stats_of(&s);
-    ck_assert_uint_ge(pinned.wal_pages, 4000);
+    ck_assert_uint_ge(pinned.wal_pages, LB_SQLITE_WAL_HARD_BYTES / page_size);
     ck_assert_uint_ge(pinned.wal_full_waits, 3);
     sqlite3_finalize(st);
     sqlite3_close(reader);
 
     /* free again: within a few commits the WAL starts over */
     uint64_t pages = pinned.wal_pages;
-    for (int i = 0; i < 200 && pages >= 1000; i++, n += 50) {
+    const uint64_t rewind_pages = LB_SQLITE_WAL_REWIND_BYTES / page_size;
+    for (int i = 0; i < 200 && pages >= rewind_pages; i++, n += 50) {
         put_events(&s, n, 50);
         pages = stats_of(&s).wal_pages;
     }
-    ck_assert_msg(pages < 1000, "the WAL still holds %llu pages", (unsigned long long)pages);
+    ck_assert_msg(pages < rewind_pages, "the WAL still holds %llu pages", (unsigned long long)pages);
     uint64_t waits = stats_of(&s).wal_full_waits;
     put_events(&s, n, 50);
     n += 50;
@@ -742,7 +775,7 @@ int main(void)
     tcase_add_test(tc, migration_8_keys_club_activity_by_its_primary_key_alone);
     tcase_add_test(tc, no_upgrade_opens_a_current_store_and_leaves_an_older_one_alone);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
-    tcase_add_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers);
+    tcase_add_loop_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers, 0, 2);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_loop_test(tc, reopened_store_still_knows_its_events, 0, 2);
     tcase_add_test(tc, a_second_copy_in_the_same_transaction_is_a_duplicate);
