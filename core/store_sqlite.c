@@ -255,6 +255,30 @@ static int refuse_older_schema(sqlite3 *db, const char *path, lb_error *err)
     return LB_STORE_NEEDS_UPGRADE;
 }
 
+/* The daemon's check, before any pragma can write to the file: a schema
+ * version of 0 with tables in it is another program's database (every store
+ * the daemon made is at version 1 or later, set with its tables in one
+ * transaction), which migration 1 would fill with ours and WAL mode would
+ * change under that program. An empty file or database is a new store. */
+static int refuse_foreign_database(sqlite3 *db, const char *path, lb_error *err)
+{
+    if (user_version(db) != 0)
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) != SQLITE_OK)
+        return lb_sqlite_fail(err, db, "reading the database's schema");
+    int objects = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (objects < 0)
+        return lb_sqlite_fail(err, db, "reading the database's schema");
+    if (objects == 0)
+        return 0;
+    return lb_fail(err, "database",
+                   "%s is not a listboss store (schema version 0, with another program's tables in it): check -d "
+                   "or database in the configuration",
+                   path);
+}
+
 /* Upgrades an existing store, logging each step: some copy every event
  * (migration 6 took 25 s for 300k events here), and a daemon that says
  * nothing meanwhile looks hung. A new database is not logged step by step. */
@@ -339,7 +363,7 @@ int lb_sqlite_page_size(sqlite3 *db)
 static int set_up(sqlite_store *s, const char *path, const char *vfs, const lb_store_options *opts, lb_error *err)
 {
     sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
-    int rc = opts->no_upgrade ? refuse_older_schema(s->db, path, err) : 0;
+    int rc = opts->no_upgrade ? refuse_older_schema(s->db, path, err) : refuse_foreign_database(s->db, path, err);
     if (rc)
         return rc;
     /* 16 MiB of page cache: the writer appends (events, event_keys, jobs),

@@ -393,6 +393,43 @@ def test_a_second_daemon_on_the_same_database_refuses_to_start():
         c.cleanup()
 
 
+def test_the_daemon_leaves_another_programs_database_alone():
+    """A database of another program given as the store has schema version
+    0 and tables: the daemon refuses it at start, exit 1, and leaves it as
+    it was (before, migration 1 added our tables and WAL mode changed its
+    header). An empty file is a new store, made as always."""
+    d = Daemon()
+    foreign = os.path.join(d.dir, "foreign.db")
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes (body) VALUES ('not ours')")
+    db.close()
+    with open(foreign, "rb") as f:
+        before = f.read()
+    refused = Daemon(args=["-d", foreign])
+    empty = Daemon(args=["-d", os.path.join(d.dir, "empty.db")])
+    open(os.path.join(d.dir, "empty.db"), "w").close()
+    try:
+        refused.start(wait=False)
+        assert refused.proc.wait(10) == 1
+        log = refused.stderr()
+        assert ("%s is not a listboss store (schema version 0, with another program's tables in it): check -d"
+                " or database in the configuration" % foreign) in log, log
+        with open(foreign, "rb") as f:
+            assert f.read() == before
+        assert not os.path.exists(foreign + "-wal")
+        empty.start()
+        assert empty.post_hotmart(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4()))).status == 200
+        empty.stop()
+        empty.db = os.path.join(d.dir, "empty.db")
+        assert empty.query("PRAGMA user_version") == [(LATEST,)]
+        assert empty.query("PRAGMA page_size") == [(16384,)]
+    finally:
+        d.cleanup()
+        refused.cleanup()
+        empty.cleanup()
+
+
 # --- a store an older listbossd left, upgraded at start -------------------------------------------
 #
 # old_store.make_store writes a store exactly as the daemon of an older
