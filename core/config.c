@@ -265,7 +265,8 @@ static void charge_pattern(lua_State *L, const char *what, lua_Unsigned steps)
 
 /* string.rep needs no check of its own: Lua asks the allocator for the
  * whole result at once, and LB_CONFIG_MEM_LIMIT refuses it. */
-static const lb_clib_budget lb_config_work = {.loop = charge_loop, .pattern = charge_pattern, .rep_bytes = NULL};
+static const lb_clib_budget lb_config_work = {
+    .loop = charge_loop, .pattern = charge_pattern, .rep_bytes = NULL, .walk_room = NULL, .walked = charge_pattern};
 
 /* Pushes the helpers table. The libraries are opened into this throwaway
  * state only; the real globals table (which holds load, dofile...) is never

@@ -10,10 +10,12 @@
  * - string.find, match, gmatch and gsub: Lua's matcher backtracks, so a few
  *   quantifiers on a long subject take for ever (".-.-.-.-b" on 3000
  *   bytes), and a plain find compares up to n * m bytes. A call whose worst
- *   case (pattern_cost) passes LB_PATTERN_STEPS is refused with an error
- *   before the matcher runs; a cheaper one is charged to the sandbox's
- *   pattern budget, if it keeps one. Hostile patterns come close to the
- *   bound; ordinary ones stay far below it.
+ *   case (pattern_cost) is at most LB_PATTERN_STEPS runs, charged to the
+ *   sandbox's pattern budget if it keeps one. Past it, the call is walked
+ *   first (lua_pattern_meter.c) and runs only if the walk ends within the
+ *   limit: the worst case of the trim idiom on 130 bytes passes the bound,
+ *   though the walk takes a few thousand steps. A plain find past the bound
+ *   is refused.
  * - string.rep of an empty string (and separator) loops n times copying
  *   nothing, so no memory cap stops string.rep("", math.maxinteger): the
  *   empty result is returned without the loop. Any other result's size is
@@ -24,6 +26,7 @@
  * neither sandbox lets scripts set metatables, so no __index or __len of
  * their making stretches a C loop. */
 #include "lua_clib.h"
+#include "lua_pattern_meter.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -157,40 +160,101 @@ static double pattern_cost(size_t n, size_t m, int q, bool anchored)
     return cost + (double)n;
 }
 
-/* Refuses the call if its worst case is past LB_PATTERN_STEPS, else
- * charges that worst case to the sandbox's pattern budget (if any). what:
- * the function, for the sandbox's message; anchors: a leading '^' anchors
- * (not for gmatch); plain: string.find's 4th argument. */
-static void check_pattern(lua_State *L, const char *what, bool anchors, bool plain)
+/* What a pattern function's wrapper tells check_pattern. */
+typedef struct pattern_call {
+    const char *what; /* the function, for the sandbox's messages */
+    bool anchors;     /* a leading '^' anchors (not for gmatch) */
+    bool all;         /* every match (gsub, gmatch), not the first */
+    int init_arg;     /* the argument giving the start (find, match, gmatch), or 0 */
+    bool plain;       /* string.find: plain text if its 4th argument is true or p has no specials */
+} pattern_call;
+
+/* The 0-based start the call's init argument gives (lstrlib's posrelatI),
+ * at most n. One that is not an integer is the original's error to report. */
+static size_t start_of(lua_State *L, int arg, size_t n)
+{
+    int is_int = 0;
+    lua_Integer i = arg ? lua_tointegerx(L, arg, &is_int) : 1;
+    if (!is_int || i == 0 || (i < 0 && (lua_Unsigned)-(i + 1) >= n))
+        return 0;
+    if (i < 0)
+        return n - (size_t)-(i + 1) - 1;
+    return (lua_Unsigned)i - 1 > n ? n : (size_t)i - 1;
+}
+
+/* Whether string.find takes p as plain text (lstrlib's nospecials): it
+ * holds none of the characters that make a pattern. */
+static bool no_specials(const char *p, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        if (p[i] && strchr("^$*+?.([%-", p[i]))
+            return false;
+    return true;
+}
+
+static void charge_pattern(lua_State *L, const char *what, lua_Unsigned steps)
+{
+    const lb_clib_budget *b = budget_of(L);
+    if (b->pattern)
+        b->pattern(L, what, steps);
+}
+
+/* Walks a call past the static bound: true if it may run (its steps and
+ * the call's charged), false if the walk did not end within the limit
+ * (its steps charged); *limit: the limit it had. */
+static bool walk_fits(lua_State *L, const pattern_call *c, const char *s, size_t n, const char *p, size_t m,
+                      uint64_t *limit)
+{
+    const lb_clib_budget *b = budget_of(L);
+    uint64_t room = b->walk_room ? b->walk_room(L) / 2 : (uint64_t)LB_PATTERN_STEPS;
+    *limit = room < (uint64_t)LB_PATTERN_STEPS ? room : (uint64_t)LB_PATTERN_STEPS;
+    lb_pattern_walk walk;
+    lb_pattern_meter(s, n, p, m, start_of(L, c->init_arg, n), c->all, c->anchors, *limit, &walk);
+    if (b->walked)
+        b->walked(L, c->what, walk.over ? walk.steps : 2 * walk.steps);
+    return !walk.over;
+}
+
+/* Lets the call run if its worst case is at most LB_PATTERN_STEPS (charged
+ * to the sandbox's pattern budget, if any), or, past that bound, if a walk
+ * of the call itself ends within it (walk_fits); refuses it otherwise. */
+static void check_pattern(lua_State *L, const pattern_call *c)
 {
     size_t n, m;
-    luaL_checklstring(L, 1, &n);
+    const char *s = luaL_checklstring(L, 1, &n);
     const char *p = luaL_checklstring(L, 2, &m);
-    bool anchored = !plain && anchors && m > 0 && p[0] == '^';
+    bool plain = c->plain && (lua_toboolean(L, 4) || no_specials(p, m));
+    bool anchored = !plain && c->anchors && m > 0 && p[0] == '^';
     int q = plain ? 0 : pattern_choices(p, m, anchored ? 1 : 0);
     double cost = pattern_cost(n, m, q, anchored);
     if (cost <= LB_PATTERN_STEPS) {
-        const lb_clib_budget *b = budget_of(L);
-        if (b->pattern)
-            b->pattern(L, what, (lua_Unsigned)cost);
+        charge_pattern(L, c->what, (lua_Unsigned)cost);
         return;
     }
     char msg[160]; /* lua_pushfstring has no %g */
-    snprintf(msg, sizeof msg,
-             "pattern too complex for a %zu-byte subject (worst case %.3g steps, limit %.3g; quantified items: %d)", n,
-             cost, LB_PATTERN_STEPS, q);
+    uint64_t limit = 0;
+    if (plain)
+        snprintf(msg, sizeof msg, "pattern too complex for a %zu-byte subject (a plain find of %zu bytes, limit %.3g)",
+                 n, m, LB_PATTERN_STEPS);
+    else if (walk_fits(L, c, s, n, p, m, &limit))
+        return;
+    else
+        snprintf(msg, sizeof msg, "pattern too complex for a %zu-byte subject (more than %.3g steps; quantified items: %d)",
+                 n, (double)limit, q);
     luaL_error(L, "%s", msg);
 }
 
 static int bounded_find(lua_State *L)
 {
-    check_pattern(L, "string.find", true, lua_toboolean(L, 4));
+    static const pattern_call call = {"string.find", .anchors = true, .init_arg = 3, .plain = true};
+    check_pattern(L, &call);
     return call_original(L);
 }
 
 static int bounded_match(lua_State *L)
 {
-    check_pattern(L, "string.match", true, false);
+    static const pattern_call call = {"string.match", .anchors = true, .init_arg = 3};
+    check_pattern(L, &call);
     return call_original(L);
 }
 
@@ -199,16 +263,19 @@ static int bounded_match(lua_State *L)
  * it copies (bounded by the memory cap). */
 static int bounded_gsub(lua_State *L)
 {
-    check_pattern(L, "string.gsub", true, false);
+    static const pattern_call call = {"string.gsub", .anchors = true, .all = true};
+    check_pattern(L, &call);
     return call_original(L);
 }
 
 /* gmatch: each call of the iterator runs the matcher from where the last
  * one stopped, so the whole loop tries each start position at most once
- * and the bound of one find covers it (the hook runs between steps). */
+ * and the bound of one find covers it (the hook runs between steps); a
+ * walk covers the whole loop, paid when the loop is made. */
 static int bounded_gmatch(lua_State *L)
 {
-    check_pattern(L, "string.gmatch", false, false);
+    static const pattern_call call = {"string.gmatch", .all = true, .init_arg = 3};
+    check_pattern(L, &call);
     return call_original(L);
 }
 

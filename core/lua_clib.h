@@ -16,7 +16,8 @@
 /* Steps one pattern call may need in its worst case. Measured on the
  * matcher's worst cases (".-.-.-.-b", "a*a*a*b", "^%s*(.-)%s*$" on runs of
  * the repeated byte) a step takes 1-3 ns on a current x86 core, so this is
- * about 10 ms. */
+ * about 10 ms. A call past it is walked, and runs if the walk ends within
+ * this many steps (of the meter's, about 8 ns each). */
 #define LB_PATTERN_STEPS 5e6
 
 /* Takes `units` of work that the library function `what` ("table.move") is
@@ -37,6 +38,14 @@ typedef struct lb_clib_budget {
      * separator), before it is allocated. NULL: the allocator's cap alone
      * refuses a result too large. */
     lb_clib_charge_fn *rep_bytes;
+    /* A pattern call whose worst case passes LB_PATTERN_STEPS is walked
+     * first (lua_pattern_meter.c), and runs if the walk ends in time.
+     * walk_room: the steps the sandbox can still give the walk and the call
+     * together, half each (NULL: no bound but LB_PATTERN_STEPS for the
+     * walk). walked: takes the walk's steps, and as many again for the call
+     * when it runs (NULL: not charged). */
+    lua_Unsigned (*walk_room)(lua_State *L);
+    lb_clib_charge_fn *walked;
 } lb_clib_budget;
 
 /* Replaces, in the library table `name` on top of the stack, the functions

@@ -298,7 +298,19 @@ static void charge_rep(lua_State *L, const char *what, lua_Unsigned bytes)
     luaL_error(L, "string.rep result too large");
 }
 
-static const lb_clib_budget lb_rule_work = {.loop = charge_loop, .pattern = NULL, .rep_bytes = charge_rep};
+/* A pattern call walked past the static bound (lua_clib.c) may use what
+ * the evaluation's instruction budget has left, a step for an instruction
+ * (charge_loop takes them): the walk of a refused call counts too, so a
+ * loop of refused calls under pcall runs out of budget after the first
+ * ones instead of paying a whole walk each until the clock's next check. */
+static lua_Unsigned walk_room(lua_State *L)
+{
+    lb_sandbox *sb = lb_sb_of(L);
+    return sb->timed_out || sb->insn >= sb->insn_budget ? 0 : (lua_Unsigned)(sb->insn_budget - sb->insn);
+}
+
+static const lb_clib_budget lb_rule_work = {
+    .loop = charge_loop, .pattern = NULL, .rep_bytes = charge_rep, .walk_room = walk_room, .walked = charge_loop};
 
 /* Opens a library into the registry, hardens it, and stores a proxy of it in
  * the sandbox table at the top of the stack. */

@@ -1252,6 +1252,9 @@ START_TEST(library_functions_still_work)
         "local names = {}\n"
         "for w in ('courses, ebooks , club'):gmatch('[^,]+') do names[#names + 1] = w:match('^%s*(.-)%s*$') end\n"
         "assert(#names == 3 and names[2] == 'ebooks' and string.find('a.b', '.', 1, true) == 2)\n"
+        /* past the trim idiom's static bound (~120 bytes): walked, and run */
+        "local long = '  ' .. ('word '):rep(400) .. ' '\n"
+        "assert(long:match('^%s*(.-)%s*$') == ('word '):rep(400):sub(1, -2))\n"
         "assert(('x'):rep(100000):find('y') == nil and select(2, ('7 '):rep(5000):gsub('%d+', '')) == 5000)\n"
         "assert(string.rep('', math.maxinteger) == '' and ('ab'):rep(3, ',') == 'ab,ab,ab')\n"
         "local t = { 3, 1, 2 } table.sort(t) table.move(t, 1, 3, 2)\n"

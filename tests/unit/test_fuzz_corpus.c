@@ -29,6 +29,9 @@
 #define LLVMFuzzerTestOneInput fuzz_http_server_one
 #include "../fuzz/fuzz_http_server.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_pattern_meter_one
+#include "../fuzz/fuzz_pattern_meter.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_rules_one
 #define LLVMFuzzerInitialize fuzz_rules_initialize /* reads LB_RULES_DIR; here fuzz_rules_load instead */
 #include "../fuzz/fuzz_rules.c"
@@ -86,6 +89,12 @@ START_TEST(rules_seeds)
 }
 END_TEST
 
+START_TEST(pattern_meter_seeds)
+{
+    ck_assert_uint_ge(replay_corpus("fuzz_pattern_meter", fuzz_pattern_meter_one), 12);
+}
+END_TEST
+
 /* The replays pass only because no check fired: this one makes sure a
  * failed check does end the test (aborts), rather than print and go on. */
 START_TEST(a_target_aborts_on_a_broken_invariant)
@@ -106,6 +115,7 @@ int main(void)
     tcase_add_test(tc, http_chunked_seeds);
     tcase_add_test(tc, http_server_seeds);
     tcase_add_test(tc, rules_seeds);
+    tcase_add_test(tc, pattern_meter_seeds);
     tcase_add_test_raise_signal(tc, a_target_aborts_on_a_broken_invariant, SIGABRT);
     suite_add_tcase(s, tc);
     return lb_run_suite_tap(s);

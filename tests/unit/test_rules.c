@@ -930,6 +930,11 @@ static const struct {
      NULL},
     {"return function() local s = '  ' .. ('x y '):rep(25) .. ' ' return s:match('^%s*(.-)%s*$') == s:sub(3, -3)"
      " and select(2, s:gsub('%a+', '')) == 50 and select(2, ('7 '):rep(5000):gsub('%d+', '')) == 5000 end", 1, NULL},
+    /* past the trim idiom's static bound (~120 bytes): walked, and run; a
+     * find from an init past the subject's middle, and gmatch from one */
+    {"return function() local s = '  ' .. ('Rua das Flores 123 '):rep(100) .. '  '"
+     " return s:match('^%s*(.-)%s*$') == s:sub(3, -4) and s:find('(%w+)%s*$', -40) == #s - 5"
+     " and select(2, s:gsub('^%s*(.-)%s*$', '%1')) == 1 end", 1, NULL},
     {"return function() local n = 0 for w in ('word '):rep(200):gmatch('%a+') do n = n + 1 end"
      " return n == 200 and ('a.b'):find('.', 1, true) == 2 and ('x'):rep(100000):find('y') == nil end", 1, NULL},
     /* string.rep of "" loops n times copying nothing: no memory cap notices */
