@@ -239,8 +239,9 @@ static void check_pattern(lua_State *L, const pattern_call *c)
     else if (walk_fits(L, c, s, n, p, m, &limit))
         return;
     else
-        snprintf(msg, sizeof msg, "pattern too complex for a %zu-byte subject (more than %.3g steps; quantified items: %d)",
-                 n, (double)limit, q);
+        snprintf(msg, sizeof msg,
+                 "pattern too complex for a %zu-byte subject (more than %.3g steps; quantified items: %d)", n,
+                 (double)limit, q);
     luaL_error(L, "%s", msg);
 }
 

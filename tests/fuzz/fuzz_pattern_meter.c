@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   "Lua matched (then found a capture unfinished); the walk did not");
         return 0;
     }
-    fuzz_must(walk.halted == !ok, TARGET, ok ? "the walk halted where Lua did not raise" : "Lua raised; the walk did not halt");
+    fuzz_must(walk.halted == !ok, TARGET,
+              ok ? "the walk halted where Lua did not raise" : "Lua raised; the walk did not halt");
     if (!ok)
         return 0;
     if (mode == 0) {

@@ -66,8 +66,9 @@ static lua_State *reference_lua(void)
 /* A pattern of up to 6 items drawn from those that steer the matcher. */
 static void random_pattern(char *out, size_t cap, unsigned *seed)
 {
-    static const char *items[] = {"a", "b", ".", "%s", "%a", "[ab]", "[^a]", "[a-c]", "(", ")", "()", "%b()", "%z", "%Z",
-                                  "%f[%a]", "%1", "x", " ", "$", "%d", "[%s)]", "%%"};
+    static const char *items[] = {"a",    "b",      ".",  "%s", "%a", "[ab]", "[^a]", "[a-c]", "(",     ")",
+                                  "()",   "%b()",   "%z", "%Z", "%1", "x",    " ",    "$",     "%d",    "[%s)]",
+                                  "%%",   "%f[%a]"};
     static const char *quantifiers[] = {"", "", "", "*", "+", "-", "?"};
     size_t len = 0;
     out[0] = '\0';
@@ -144,7 +145,9 @@ START_TEST(each_construct_and_each_error_as_lua_has_them)
         {"abc", "(()b)"},                    {"a]b", "[]]"},          {"a-b", "[a%-]+"},
         {"a", "%"},                          {"a", "[a"},             {"a", "(a"},
         {"a", "a)"},                         {"a", "%1"},             {"a", "%ba"},
-        {"a", "%f"},                         {"a", "%fa"},            {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))"},
+        {"a", "%f"},                         {"a", "%fa"},
+        /* 33 captures: one past the matcher's 32 */
+        {"a", "(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))"},
         {"ab", "a$b"},                       {"a$", "a$"},            {"", ""},
         {"", ".-"},                          {"abc", "^"},            {"abc", "$"},
         {"aaa", "a?a?a?aaa"},                {"one two  three", "%s*"}, {"(()", "%b()"},
