@@ -10,12 +10,13 @@
  * - string.find, match, gmatch and gsub: Lua's matcher backtracks, so a few
  *   quantifiers on a long subject take for ever (".-.-.-.-b" on 3000
  *   bytes), and a plain find compares up to n * m bytes. A call whose worst
- *   case (pattern_cost) is at most LB_PATTERN_STEPS runs, charged to the
- *   sandbox's pattern budget if it keeps one. Past it, the call is walked
- *   first (lua_pattern_meter.c) and runs only if the walk ends within the
- *   limit: the worst case of the trim idiom on 130 bytes passes the bound,
- *   though the walk takes a few thousand steps. A plain find past the bound
- *   is refused.
+ *   case (pattern_cost) is at most LB_PATTERN_WALK_FROM runs, charged to
+ *   the sandbox's pattern budget if it keeps one. Past it, the call is
+ *   walked first (lua_pattern_meter.c), charged what the walk and the call
+ *   cost, and runs only if the walk ends within LB_PATTERN_STEPS: the worst
+ *   case of the trim idiom on 130 bytes is past 5 million steps, though the
+ *   walk takes a few thousand. A plain find whose worst case passes
+ *   LB_PATTERN_STEPS is refused.
  * - string.rep of an empty string (and separator) loops n times copying
  *   nothing, so no memory cap stops string.rep("", math.maxinteger): the
  *   empty result is returned without the loop. Any other result's size is
@@ -215,9 +216,10 @@ static bool walk_fits(lua_State *L, const pattern_call *c, const char *s, size_t
     return !walk.over;
 }
 
-/* Lets the call run if its worst case is at most LB_PATTERN_STEPS (charged
- * to the sandbox's pattern budget, if any), or, past that bound, if a walk
- * of the call itself ends within it (walk_fits); refuses it otherwise. */
+/* Lets the call run if its worst case is at most LB_PATTERN_WALK_FROM
+ * (LB_PATTERN_STEPS for a plain find), charged to the sandbox's pattern
+ * budget if it keeps one; or, past that, if a walk of the call itself ends
+ * within LB_PATTERN_STEPS (walk_fits); refuses it otherwise. */
 static void check_pattern(lua_State *L, const pattern_call *c)
 {
     size_t n, m;
@@ -227,7 +229,7 @@ static void check_pattern(lua_State *L, const pattern_call *c)
     bool anchored = !plain && c->anchors && m > 0 && p[0] == '^';
     int q = plain ? 0 : pattern_choices(p, m, anchored ? 1 : 0);
     double cost = pattern_cost(n, m, q, anchored);
-    if (cost <= LB_PATTERN_STEPS) {
+    if (cost <= (plain ? LB_PATTERN_STEPS : LB_PATTERN_WALK_FROM)) {
         charge_pattern(L, c->what, (lua_Unsigned)cost);
         return;
     }

@@ -5,9 +5,10 @@
  * a budget kept by the hook cannot stop string.find backtracking for ever or
  * table.move walking 2^63 indexes. lb_clib_bound replaces those functions by
  * versions that weigh the call before it starts: a pattern call whose worst
- * case passes LB_PATTERN_STEPS is refused, and the rest of the work is
- * handed to the sandbox (lb_clib_budget), which adds it to its own budget
- * and raises its own error when it does not fit. */
+ * case is high is walked first and refused if the walk passes
+ * LB_PATTERN_STEPS, and the rest of the work is handed to the sandbox
+ * (lb_clib_budget), which adds it to its own budget and raises its own
+ * error when it does not fit. */
 #ifndef LB_LUA_CLIB_H
 #define LB_LUA_CLIB_H
 
@@ -19,6 +20,12 @@
  * about 10 ms. A call past it is walked, and runs if the walk ends within
  * this many steps (of the meter's, about 8 ns each). */
 #define LB_PATTERN_STEPS 5e6
+/* A pattern call whose worst case passes this is walked before it runs,
+ * so that what it really costs is charged (walked, below): a loop of such
+ * calls under pcall then ends with the sandbox's budget, not at the CPU
+ * clock's next check. Below it (about 2 ms), a call runs at once; ordinary
+ * ones (an e-mail check on a field) stay far below. */
+#define LB_PATTERN_WALK_FROM 1e6
 
 /* Takes `units` of work that the library function `what` ("table.move") is
  * about to do into the sandbox's budget, or raises a Lua error (and does
@@ -30,16 +37,18 @@ typedef struct lb_clib_budget {
     /* table.move: elements moved; table.sort: n * log2(n) comparisons.
      * About one VM instruction each. Required. */
     lb_clib_charge_fn *loop;
-    /* A pattern call's worst-case steps (at most LB_PATTERN_STEPS: a costlier
-     * call is refused before this is asked). NULL: the per-call bound is all,
+    /* A pattern call's worst-case steps (at most LB_PATTERN_WALK_FROM, or
+     * LB_PATTERN_STEPS for a plain find: a costlier call is walked or
+     * refused instead). NULL: the per-call bound is all,
      * for a sandbox whose CPU clock catches a loop of such calls. */
     lb_clib_charge_fn *pattern;
     /* string.rep: n * (l + lsep) bytes, the result's size (plus one
      * separator), before it is allocated. NULL: the allocator's cap alone
      * refuses a result too large. */
     lb_clib_charge_fn *rep_bytes;
-    /* A pattern call whose worst case passes LB_PATTERN_STEPS is walked
-     * first (lua_pattern_meter.c), and runs if the walk ends in time.
+    /* A pattern call whose worst case passes LB_PATTERN_WALK_FROM is walked
+     * first (lua_pattern_meter.c), and runs if the walk ends within
+     * LB_PATTERN_STEPS.
      * walk_room: the steps the sandbox can still give the walk and the call
      * together, half each (NULL: no bound but LB_PATTERN_STEPS for the
      * walk). walked: takes the walk's steps, and as many again for the call

@@ -1147,6 +1147,27 @@ START_TEST(per_evaluation_memory_budget_honoured)
 }
 END_TEST
 
+/* A loop of pattern calls each under the per-call bound but costly (the
+ * worst case of '.-.-b' on 150 bytes is 3.5 million steps): walked, each
+ * is charged what it costs, so the instruction budget ends the loop after
+ * a few calls. With the CPU clock out of the way (an hour), nothing else
+ * could: before the walk, these calls cost the budget nothing and the loop
+ * ran on for its 10^9 rounds. */
+START_TEST(costly_pattern_calls_count_against_the_instruction_budget)
+{
+    lb_rules_limits lim = {0};
+    lim.cpu_budget_us = 3600L * 1000 * 1000;
+    lb_error err;
+    lb_rules *r = lb_rules_load(LB_TEST_RULES_DIR, NULL, &lim, &err);
+    ck_assert_ptr_nonnull(r);
+    const char *src = "return function() local s = ('a'):rep(150) local n = 0"
+                      " for i = 1, 1e9 do pcall(s.find, s, '.-.-b') n = n + 1 end return n > 0 end";
+    ck_assert_int_eq(match_custom(r, src, "PURCHASE_APPROVED", &err), -1);
+    ck_assert_msg(strstr(err.message, "timeout:") != NULL, "%s", err.message);
+    lb_rules_free(r);
+}
+END_TEST
+
 START_TEST(table_growth_bomb_hits_memory_cap)
 {
     lb_rules_limits lim = {0};
@@ -1528,6 +1549,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, total_memory_cap_honoured);
     tcase_add_test(tc, kept_memory_disables_the_keeper);
     tcase_add_test(tc, full_state_nomem_not_charged);
+    tcase_add_test(tc, costly_pattern_calls_count_against_the_instruction_budget);
     tcase_add_test(tc, table_growth_bomb_hits_memory_cap);
     tcase_add_test(tc, temp_rules_dir_loads);
     tcase_add_test(tc, integer_param_past_2_53_refused_not_rounded);
