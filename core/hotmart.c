@@ -806,6 +806,12 @@ int lb_hotmart_normalize(json_object *root, lb_event *ev, lb_error *err)
     return 0;
 }
 
+bool lb_hotmart_body_sent_hottok(const lb_jnode *root)
+{
+    const lb_jnode *n = lb_jnode_member(root, "hottok", 6);
+    return n != NULL && n->type != json_type_null;
+}
+
 const char *lb_hotmart_body_hottok(const lb_jnode *root, size_t *len)
 {
     const lb_jnode *n = lb_jnode_member(root, "hottok", 6);

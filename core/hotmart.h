@@ -31,6 +31,9 @@ bool lb_hotmart_is_send_test(json_object *doc);
  * *len, or NULL if there is none. The length counts any NUL inside (sent as
  * \u0000): compare it whole (lb_account_by_hottok), never with strlen. */
 const char *lb_hotmart_body_hottok(const lb_jnode *root, size_t *len);
+/* Whether the body has a "hottok" member that is not null: one of another
+ * type (a number, say) was sent, and is a wrong hottok, not a missing one. */
+bool lb_hotmart_body_sent_hottok(const lb_jnode *root);
 
 /* Normalizes a 1.0 form-encoded postback (body as received, not NUL-terminated).
  * The "hottok" field is returned through *hottok_out (malloc'd, caller frees;

@@ -561,7 +561,8 @@ static void hotmart_json(lb_ingest *ing, lb_http_request *req)
         const char *body_tok = lb_hotmart_body_hottok(root, &body_tok_len);
         acct = body_tok ? lb_account_by_hottok(ing->cfg, body_tok, body_tok_len) : NULL;
         if (!acct) {
-            reply_unauthorized(ing, req, "/webhooks/hotmart", body_tok ? "wrong hottok" : "missing hottok");
+            bool sent = body_tok || lb_hotmart_body_sent_hottok(root);
+            reply_unauthorized(ing, req, "/webhooks/hotmart", sent ? "wrong hottok" : "missing hottok");
             return;
         }
     }

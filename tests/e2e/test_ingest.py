@@ -128,6 +128,19 @@ def test_missing_or_wrong_hottok_is_401():
     assert stored("acme", doc["id"]) == []
 
 
+def test_a_body_hottok_of_another_type_is_a_wrong_hottok():
+    """A body hottok that is no string (a number, an object, true) was
+    sent, and is wrong: the answer said "missing hottok" before. A null one,
+    like none, is missing."""
+    doc = json.loads(with_id(fixture("PURCHASE_APPROVED"), str(uuid.uuid4())))
+    for tok in (42, {"token": HOTTOK_A}, [HOTTOK_A], True):
+        err = assert_error(D.post_hotmart(json.dumps(dict(doc, hottok=tok)), hottok=None), 401, "unauthorized")
+        assert err == {"error": "unauthorized", "message": "wrong hottok"}, (tok, err)
+    err = assert_error(D.post_hotmart(json.dumps(dict(doc, hottok=None)), hottok=None), 401, "unauthorized")
+    assert err == {"error": "unauthorized", "message": "missing hottok"}, err
+    assert stored("acme", doc["id"]) == []
+
+
 def nul_hottok_posts():
     """Posts carrying a hottok with a NUL in it, as functions of a daemon:
     %00 in a 1.0 form, \\u0000 in a 2.0.0 body (json.dumps writes "\\x00" so),
