@@ -170,8 +170,12 @@ typedef struct pattern_call {
     bool plain;       /* string.find: plain text if its 4th argument is true or p has no specials */
 } pattern_call;
 
+#define PAST_THE_END ((size_t)-1)
+
 /* The 0-based start the call's init argument gives (lstrlib's posrelatI),
- * at most n. One that is not an integer is the original's error to report. */
+ * or PAST_THE_END for one past the subject's end, where find and match
+ * answer nil and gmatch finds nothing without running the matcher. One
+ * that is not an integer is the original's error to report. */
 static size_t start_of(lua_State *L, int arg, size_t n)
 {
     int is_int = 0;
@@ -180,7 +184,7 @@ static size_t start_of(lua_State *L, int arg, size_t n)
         return 0;
     if (i < 0)
         return n - (size_t)-(i + 1) - 1;
-    return (lua_Unsigned)i - 1 > n ? n : (size_t)i - 1;
+    return (lua_Unsigned)i - 1 > n ? PAST_THE_END : (size_t)i - 1;
 }
 
 /* Whether string.find takes p as plain text (lstrlib's nospecials): it
@@ -209,8 +213,11 @@ static bool walk_fits(lua_State *L, const pattern_call *c, const char *s, size_t
     const lb_clib_budget *b = budget_of(L);
     uint64_t room = b->walk_room ? b->walk_room(L) / 2 : (uint64_t)LB_PATTERN_STEPS;
     *limit = room < (uint64_t)LB_PATTERN_STEPS ? room : (uint64_t)LB_PATTERN_STEPS;
+    size_t start = start_of(L, c->init_arg, n);
+    if (start == PAST_THE_END)
+        return true; /* the call does no matching */
     lb_pattern_walk walk;
-    lb_pattern_meter(s, n, p, m, start_of(L, c->init_arg, n), c->all, c->anchors, *limit, &walk);
+    lb_pattern_meter(s, n, p, m, start, c->all, c->anchors, *limit, &walk);
     if (b->walked)
         b->walked(L, c->what, walk.over ? walk.steps : 2 * walk.steps);
     return !walk.over;

@@ -110,10 +110,19 @@ static const char *class_end(walker *w, const char *p)
     return p + 1;
 }
 
+/* What scanning the class [p, ep) costs: a step, and one more for every 8
+ * bytes of a long set, which the matcher reads through each time it tries
+ * the item (and its end again before that): a set of 20,000 bytes counted
+ * as one step let a walk of a few million steps run for seconds. */
+static uint64_t scan_cost(const char *p, const char *ep)
+{
+    return 1 + (uint64_t)(ep - p) / 8;
+}
+
 /* Whether the class [p, ep) takes the subject byte at s. */
 static bool single(walker *w, const char *s, const char *p, const char *ep)
 {
-    w->steps++;
+    w->steps += scan_cost(p, ep);
     if (s >= w->src_end)
         return false;
     int c = (unsigned char)*s;
@@ -226,7 +235,7 @@ static const char *frontier(walker *w, const char *s, const char *p)
     if (*p != '[')
         return halt(w); /* "missing '[' after '%f'" */
     const char *ep = class_end(w, p);
-    if (!ep)
+    if (!ep || !charge(w, 3 * scan_cost(p, ep))) /* its end found, then two scans */
         return NULL;
     int before = s == w->src ? 0 : (unsigned char)s[-1];
     int at = (unsigned char)*s; /* the NUL past the subject at its end, as in lstrlib */
@@ -266,7 +275,7 @@ static const char *walk_items(walker *w, const char *s, const char *p)
             continue;
         }
         const char *ep = class_end(w, p);
-        if (!ep)
+        if (!ep || !charge(w, scan_cost(p, ep) - 1)) /* finding its end read it too */
             return NULL;
         bool hit = single(w, s, p, ep);
         char quantifier = *ep; /* the NUL past the pattern at its end */

@@ -14,8 +14,9 @@
  * rule gets is Lua's answer even if the meter and the matcher ever part
  * ways; the count would then be off, not the result.
  *
- * A step is one pattern item tried at one subject position, one call of
- * the matcher, or one byte a %b or back-reference scans. */
+ * A step is one pattern item tried at one subject position (and 8 bytes of
+ * a set read to try it), one call of the matcher, or one byte a %b scans
+ * (16 a back-reference compares). */
 #ifndef LB_LUA_PATTERN_METER_H
 #define LB_LUA_PATTERN_METER_H
 

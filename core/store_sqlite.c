@@ -262,7 +262,10 @@ static int refuse_older_schema(sqlite3 *db, const char *path, lb_error *err)
  * change under that program. An empty file or database is a new store. */
 static int refuse_foreign_database(sqlite3 *db, const char *path, lb_error *err)
 {
-    if (user_version(db) != 0)
+    int version = user_version(db);
+    if (version < 0) /* busy past the timeout, say: unknown is no store of ours */
+        return lb_sqlite_fail(err, db, "reading schema version");
+    if (version > 0)
         return 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) != SQLITE_OK)

@@ -223,6 +223,34 @@ START_TEST(backtracking_bombs_pass_the_limit_and_the_walk_stops)
 }
 END_TEST
 
+/* The matcher reads a set through each time it tries it: a long set's
+ * bytes count, or a walk of a few million steps over a 20,000-byte set
+ * ran for seconds (and the call after it as long again). */
+START_TEST(a_long_set_counts_what_reading_it_costs)
+{
+    char *set = repeat("b", 20000, "a]");
+    char *pattern = malloc(strlen(set) + 2);
+    ck_assert_ptr_nonnull(pattern);
+    pattern[0] = '[';
+    strcpy(pattern + 1, set);
+    lb_pattern_walk w = meter("a", pattern, false);
+    ck_assert(w.matched && !w.over);
+    ck_assert_uint_ge(w.steps, 2 * 20000 / 8); /* its end found, then the byte tried */
+    /* the reviewer's case: two lazy items over such a set on 3,000 bytes */
+    char *lazy = malloc(2 * (strlen(pattern) + 1) + 2);
+    ck_assert_ptr_nonnull(lazy);
+    sprintf(lazy, "%s-%s-c", pattern, pattern);
+    char *as = repeat("a", 3000, "");
+    w = meter(as, lazy, false);
+    ck_assert(w.over);
+    ck_assert_uint_le(w.steps, (uint64_t)LB_PATTERN_STEPS + 3 * (1 + strlen(pattern) / 8));
+    free(set);
+    free(pattern);
+    free(lazy);
+    free(as);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("pattern_meter");
@@ -232,6 +260,7 @@ int main(void)
     tcase_add_test(tc, each_construct_and_each_error_as_lua_has_them);
     tcase_add_test(tc, the_idioms_rules_use_walk_in_few_steps);
     tcase_add_test(tc, backtracking_bombs_pass_the_limit_and_the_walk_stops);
+    tcase_add_test(tc, a_long_set_counts_what_reading_it_costs);
     suite_add_tcase(suite, tc);
     return lb_run_suite_tap(suite);
 }

@@ -301,6 +301,49 @@ static void make_file_with_pages(int size)
     sqlite3_close(db);
 }
 
+/* Another program's database, locked by it while the daemon opens it as
+ * its store: the schema version cannot be read within the busy timeout.
+ * Unknown is no store of ours: the open fails. Before, the check took the
+ * failed read for "not version 0", and once the lock went (after the read
+ * timed out, before the pragmas did) the file was switched to WAL and
+ * filled with our tables. */
+static void *hold_exclusive(void *arg)
+{
+    sqlite3 *db = arg;
+    usleep(300 * 1000);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(a_locked_foreign_database_is_not_taken_for_a_store)
+{
+    make_dir();
+    sqlite3 *other;
+    ck_assert_int_eq(sqlite3_open(db_path, &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(other, "CREATE TABLE notes (body TEXT); BEGIN EXCLUSIVE;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hold_exclusive, other), 0);
+    lb_store s;
+    lb_error err = {0};
+    lb_store_options opts = {.sync_full = true, .busy_timeout_ms = 200};
+    int rc = lb_store_open(&s, db_path, &opts, &err);
+    pthread_join(t, NULL);
+    if (rc == 0)
+        lb_store_close(&s);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "locked"));
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(other, "SELECT count(*) FROM sqlite_master", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 1); /* its table alone */
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    ck_assert_int_eq(page_size_of_file(), 4096); /* and no page of ours */
+    remove_dir();
+}
+END_TEST
+
 /* A reader that keeps one snapshot open (an operator's sqlite3 shell left
  * inside a transaction, say) holds every WAL frame after it: no checkpoint
  * may copy them, so the WAL cannot start over and grows. /metrics shows it:
@@ -776,6 +819,7 @@ int main(void)
     tcase_add_test(tc, no_upgrade_opens_a_current_store_and_leaves_an_older_one_alone);
     tcase_add_test(tc, wal_stays_bounded_under_steady_writes);
     tcase_add_loop_test(tc, a_pinned_wal_shows_in_the_stats_and_recovers, 0, 2);
+    tcase_add_test(tc, a_locked_foreign_database_is_not_taken_for_a_store);
     tcase_add_test(tc, a_write_that_fails_fails_the_commit_and_loses_nothing_committed);
     tcase_add_loop_test(tc, reopened_store_still_knows_its_events, 0, 2);
     tcase_add_test(tc, a_second_copy_in_the_same_transaction_is_a_duplicate);
