@@ -173,9 +173,9 @@ typedef struct pattern_call {
 #define PAST_THE_END ((size_t)-1)
 
 /* The 0-based start the call's init argument gives (lstrlib's posrelatI),
- * or PAST_THE_END for one past the subject's end, where find and match
- * answer nil and gmatch finds nothing without running the matcher. One
- * that is not an integer is the original's error to report. */
+ * or PAST_THE_END for a start beyond the subject's end, where find and
+ * match answer nil and gmatch finds nothing without running the matcher.
+ * One that is not an integer is the original's error to report. */
 static size_t start_of(lua_State *L, int arg, size_t n)
 {
     int is_int = 0;
