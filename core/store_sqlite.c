@@ -219,14 +219,21 @@ static int exec_sql(sqlite3 *db, const char *sql, lb_error *err)
     return -1;
 }
 
-static int user_version(sqlite3 *db)
+/* The value of a pragma that answers one integer, or -1 if it cannot be
+ * read (the file busy past the timeout, say). */
+static int pragma_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
     int v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+static int user_version(sqlite3 *db)
+{
+    return pragma_int(db, "PRAGMA user_version");
 }
 
 static int latest_version(void)
@@ -353,11 +360,7 @@ static void sqlite_close(void *impl)
 /* The database's page size, which SQLite fixed when it made the file. */
 int lb_sqlite_page_size(sqlite3 *db)
 {
-    sqlite3_stmt *st;
-    int size = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        size = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    int size = pragma_int(db, "PRAGMA page_size");
     return size >= 512 ? size : 4096; /* SQLite's smallest page; its default if the pragma failed */
 }
 
