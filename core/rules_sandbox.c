@@ -147,11 +147,16 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "rule CPU budget exceeded");
 }
 
+/* Instructions the evaluation may still run: 0 once it timed out. */
+static lua_Unsigned insn_left(const lb_sandbox *sb)
+{
+    return sb->timed_out || sb->insn >= sb->insn_budget ? 0 : (lua_Unsigned)(sb->insn_budget - sb->insn);
+}
+
 void lb_sb_charge(lua_State *L, lua_Unsigned units)
 {
     lb_sandbox *sb = lb_sb_of(L);
-    long left = sb->insn_budget - sb->insn;
-    if (!sb->timed_out && left >= 0 && units <= (lua_Unsigned)left) {
+    if (!sb->timed_out && units <= insn_left(sb)) {
         sb->insn += (long)units;
         return;
     }
@@ -305,8 +310,7 @@ static void charge_rep(lua_State *L, const char *what, lua_Unsigned bytes)
  * ones instead of paying a whole walk each until the clock's next check. */
 static lua_Unsigned walk_room(lua_State *L)
 {
-    lb_sandbox *sb = lb_sb_of(L);
-    return sb->timed_out || sb->insn >= sb->insn_budget ? 0 : (lua_Unsigned)(sb->insn_budget - sb->insn);
+    return insn_left(lb_sb_of(L));
 }
 
 static const lb_clib_budget lb_rule_work = {
