@@ -187,16 +187,6 @@ static size_t start_of(lua_State *L, int arg, size_t n)
     return (lua_Unsigned)i - 1 > n ? PAST_THE_END : (size_t)i - 1;
 }
 
-/* Whether string.find takes p as plain text (lstrlib's nospecials): it
- * holds none of the characters that make a pattern. */
-static bool no_specials(const char *p, size_t m)
-{
-    for (size_t i = 0; i < m; i++)
-        if (p[i] && strchr("^$*+?.([%-", p[i]))
-            return false;
-    return true;
-}
-
 static void charge_pattern(lua_State *L, const char *what, lua_Unsigned steps)
 {
     const lb_clib_budget *b = budget_of(L);
@@ -232,7 +222,7 @@ static void check_pattern(lua_State *L, const pattern_call *c)
     size_t n, m;
     const char *s = luaL_checklstring(L, 1, &n);
     const char *p = luaL_checklstring(L, 2, &m);
-    bool plain = c->plain && (lua_toboolean(L, 4) || no_specials(p, m));
+    bool plain = c->plain && (lua_toboolean(L, 4) || !lb_pattern_has_specials(p, m));
     bool anchored = !plain && c->anchors && m > 0 && p[0] == '^';
     int q = plain ? 0 : pattern_choices(p, m, anchored ? 1 : 0);
     double cost = pattern_cost(n, m, q, anchored);

@@ -377,3 +377,11 @@ void lb_pattern_meter(const char *s, size_t n, const char *p, size_t m, size_t i
     out->over = w.over;
     out->halted = w.halted;
 }
+
+bool lb_pattern_has_specials(const char *p, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        if (p[i] && strchr("^$*+?.([%-", p[i]))
+            return true;
+    return false;
+}

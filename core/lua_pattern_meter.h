@@ -46,4 +46,9 @@ typedef struct lb_pattern_walk {
 void lb_pattern_meter(const char *s, size_t n, const char *p, size_t m, size_t init, bool all, bool anchors,
                       uint64_t limit, lb_pattern_walk *out);
 
+/* Whether p (m bytes) holds a character that makes it a pattern; without
+ * one string.find searches for it as plain text, and no matcher runs
+ * (lstrlib's nospecials). */
+bool lb_pattern_has_specials(const char *p, size_t m);
+
 #endif
