@@ -17,8 +17,8 @@
 /* Steps one pattern call may need in its worst case. Measured on the
  * matcher's worst cases (".-.-.-.-b", "a*a*a*b", "^%s*(.-)%s*$" on runs of
  * the repeated byte) a step takes 1-3 ns on a current x86 core, so this is
- * about 10 ms. A call past it is walked, and runs if the walk ends within
- * this many steps (of the meter's, about 8 ns each). */
+ * about 10 ms. A call past LB_PATTERN_WALK_FROM is walked, and runs if
+ * the walk ends within this many of the meter's steps. */
 #define LB_PATTERN_STEPS 5e6
 /* A pattern call whose worst case passes this is walked before it runs,
  * so that what it really costs is charged (walked, below): a loop of such
