@@ -52,8 +52,7 @@ struct lb_http_server {
     size_t n_routes;
     lb_metrics *metrics;
     lb_http_date_cache date; /* the Date of this second's answers */
-    lb_http_conn *conns;
-    size_t n_conns;
+    lb_http_conn *conns; /* as many as metrics->connections_open */
     struct event *accept_retry; /* resumes accepting after a failed accept */
     bool accept_paused;         /* the listener is off: at the limit, or after a failed accept */
     bool accept_failing;        /* accept failed, and has not succeeded since */
@@ -191,7 +190,8 @@ static void accept_pause(lb_http_server *srv)
 
 static void accept_resume(lb_http_server *srv)
 {
-    if (!srv->accept_paused || !srv->listener || srv->draining || srv->n_conns >= srv->limits.max_connections)
+    if (!srv->accept_paused || !srv->listener || srv->draining ||
+        srv->metrics->connections_open >= srv->limits.max_connections)
         return;
     evconnlistener_enable(srv->listener);
     srv->accept_paused = false;
@@ -247,7 +247,6 @@ static void conn_free(lb_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->metrics->connections_open--;
-    srv->n_conns--;
     free(c);
     accept_resume(srv); /* a slot, and a descriptor, are free again */
     server_check_drained(srv);
@@ -881,12 +880,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
-    srv->metrics->connections_open++;
     if (srv->accept_failing) {
         srv->accept_failing = false;
         lb_log(LB_LOG_INFO, "accepting connections again", NULL);
     }
-    if (++srv->n_conns >= srv->limits.max_connections) {
+    if (++srv->metrics->connections_open >= srv->limits.max_connections) {
         accept_pause(srv);
         log_connection_limit(srv);
     }
