@@ -12,9 +12,10 @@
  * The hook never runs inside a C function, so the library functions that
  * loop in C for as long as the config asks (string patterns, table.move,
  * table.sort, string.rep of "") are the bounded versions of lua_clib.c: a
- * pattern call past its worst-case bound is refused, and the work of the
- * others is charged before it starts, loops to the instruction budget and
- * patterns to a budget of their own. The remaining library calls do work in
+ * pattern call with a high worst case is walked first and refused if the
+ * walk runs too long, and the work of the others is charged before it
+ * starts, loops to the instruction budget and patterns (worst cases, or
+ * walks and the calls after them) to a budget of their own. The remaining library calls do work in
  * proportion to a string or table the config holds while counting as one
  * instruction; the CPU budget stops a loop of them. */
 #include "config.h"
@@ -252,7 +253,8 @@ static void charge_loop(lua_State *L, const char *what, lua_Unsigned units)
     stop_load(L, ld, LB_STOP_LOOP, what);
 }
 
-/* lua_clib.c's pattern calls: each one's worst case, into their own sum. */
+/* lua_clib.c's pattern calls: each one's worst case, or its walk and the
+ * call after it, into their own sum. */
 static void charge_pattern(lua_State *L, const char *what, lua_Unsigned steps)
 {
     struct lb_load *ld = load_of(L);
